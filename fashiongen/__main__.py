@@ -1,0 +1,3 @@
+from fashiongen.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""Atomic file writes: a reader sees the old file or the whole new one, never half.
+
+Every output FashionGen produces (arrays, models, metrics, images) goes through
+:func:`atomic_write`: the bytes go to a temporary file beside the target, are
+fsynced, and the temporary file is renamed over the target. A process killed
+at any moment leaves at worst a stray ``.*.tmp`` file, never a truncated output
+that a later stage would take as valid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path | str, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary file for writing; on success, rename it to ``path``.
+
+    If the body raises, the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        encoding = None if "b" in mode else "utf-8"
+        with os.fdopen(fd, mode, encoding=encoding) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Persist the rename itself (best effort: not every filesystem allows it)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_json(path: Path | str, data: Any) -> None:
+    """Write ``data`` as pretty, key-sorted JSON (stable diffs in git)."""
+    with atomic_write(path, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+
+
+def write_bytes(path: Path | str, data: bytes) -> None:
+    with atomic_write(path) as handle:
+        handle.write(data)
+
+
+def save_torch(path: Path | str, obj: Any) -> None:
+    """``torch.save`` through an atomic write."""
+    import torch
+
+    with atomic_write(path) as handle:
+        torch.save(obj, handle)
+
+
+def save_npy(path: Path | str, array: Any) -> None:
+    """``numpy.save`` through an atomic write (the file stays memory-mappable)."""
+    import numpy as np
+
+    with atomic_write(path) as handle:
+        np.save(handle, array, allow_pickle=False)
+
+
+def save_npz(path: Path | str, **arrays: Any) -> None:
+    import numpy as np
+
+    with atomic_write(path) as handle:
+        np.savez_compressed(handle, **arrays)

@@ -1,0 +1,200 @@
+"""The typed configuration behind params.yaml.
+
+Every stage validates the *whole* file before doing any work, so a typo such as
+``train.epoch`` or a value out of range fails the first stage that runs, in
+about a second, with a message that names the key and what is allowed. The
+models forbid unknown keys and are strict about types: ``epochs: "10"`` or
+``epochs: 2.5`` is an error, not a silent coercion.
+
+params.yaml is parsed as YAML 1.2 (ruamel, the parser DVC itself uses), so a
+value such as ``2e-4`` means the same number to FashionGen, to ``dvc params
+diff`` and to ``dvc exp run -S``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from fashiongen.errors import ConfigError
+
+DEFAULT_PARAMS_PATH = Path("params.yaml")
+
+
+class _Section(BaseModel):
+    """Base of every section: unknown keys and loose types are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DataConfig(_Section):
+    """Where the images come from and how much of them to use."""
+
+    source: Literal["fashion-mnist"] = "fashion-mnist"
+    local_dir: Optional[str] = Field(
+        "/usr/share/datasets/fashion-mnist",
+        description="Folder holding the four IDX files (.gz or not); tried before the mirrors.",
+    )
+    mirrors: list[str] = Field(
+        default_factory=lambda: [
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+            "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
+        ],
+        description="Base URLs tried in order after local_dir.",
+    )
+    download_timeout_s: float = Field(60.0, gt=0, le=3600)
+    subset: Optional[int] = Field(
+        None, ge=10, description="First N images per split, class-balanced; null = all."
+    )
+
+
+class EvaluatorConfig(_Section):
+    """The fixed classifier that measures every experiment (not an experiment knob)."""
+
+    epochs: int = Field(6, ge=1, le=1000)
+    batch_size: int = Field(128, ge=8, le=65536)
+    lr: float = Field(2e-3, gt=0, le=1)
+    width: int = Field(32, ge=4, le=512)
+    feature_dim: int = Field(128, ge=8, le=4096)
+    seed: int = Field(0, ge=0, lt=2**32)
+
+
+class ModelConfig(_Section):
+    """The GAN's architecture and objective."""
+
+    loss: Literal["bce", "lsgan"] = "bce"
+    z_dim: int = Field(100, ge=1, le=4096)
+    g_width: int = Field(64, ge=4, le=2048)
+    d_width: int = Field(64, ge=4, le=2048)
+
+
+class TrainConfig(_Section):
+    """How the GAN is optimised."""
+
+    epochs: int = Field(10, ge=1, le=100000)
+    batch_size: int = Field(128, ge=2, le=65536)
+    lr_g: float = Field(2e-4, gt=0, le=1)
+    lr_d: float = Field(2e-4, gt=0, le=1)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    seed: int = Field(0, ge=0, lt=2**32)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    log_every: int = Field(50, ge=1, description="Steps between logged loss values.")
+    eval_every: int = Field(
+        1, ge=0, description="Epochs between in-training FID measurements; 0 turns them off."
+    )
+    eval_samples: int = Field(2000, ge=100, le=100000)
+
+
+class EvaluateConfig(_Section):
+    """How the trained generator is scored."""
+
+    num_samples: int = Field(10000, ge=100, le=1000000)
+    batch_size: int = Field(1000, ge=1, le=65536)
+    seed: int = Field(0, ge=0, lt=2**32)
+    kid_subsets: int = Field(100, ge=1, le=10000)
+    kid_subset_size: int = Field(1000, ge=2, description="Capped at num_samples.")
+    is_splits: int = Field(10, ge=2, le=100)
+    pr_neighbours: int = Field(3, ge=1, le=100, description="k of the k-NN precision/recall.")
+
+
+class Params(_Section):
+    """The whole of params.yaml."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    evaluator: EvaluatorConfig = Field(default_factory=EvaluatorConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+    @model_validator(mode="after")
+    def _enough_images_to_evaluate(self) -> "Params":
+        subset = self.data.subset
+        if subset is not None and self.evaluate.num_samples > subset:
+            raise ValueError(
+                f"evaluate.num_samples ({self.evaluate.num_samples}) exceeds data.subset ({subset}): "
+                "evaluation compares that many real test images; lower evaluate.num_samples "
+                "or raise data.subset"
+            )
+        return self
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML 1.2 file, turning syntax errors into a ConfigError with the line."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path} not found. Run from the repository root (where params.yaml lives), "
+            "or restore it with `git checkout params.yaml`."
+        ) from None
+    try:
+        return YAML(typ="safe", pure=True).load(text)
+    except YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+
+
+def load_params(path: Path | str = DEFAULT_PARAMS_PATH) -> Params:
+    """Read and validate params.yaml; every problem is reported at once."""
+    path = Path(path)
+    raw = read_yaml(path)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must be a mapping of sections (data, model, train, ...).")
+    return parse_params(raw, source=str(path))
+
+
+def parse_params(raw: dict[str, Any], source: str = "params") -> Params:
+    """Validate an already-parsed mapping; see :func:`load_params`."""
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per problem: the dotted key, what is wrong, what is allowed."""
+    problems = [_describe(error) for error in exc.errors()]
+    noun = "problem" if len(problems) == 1 else "problems"
+    lines = [f"{source} is invalid ({len(problems)} {noun}):"]
+    lines += [f"  - {problem}" for problem in problems]
+    lines.append(f"Fix {source} (or the `dvc exp run -S` override) and run again.")
+    return "\n".join(lines)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = [str(part) for part in error["loc"]]
+    key = ".".join(loc) or "(top level)"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{key}: unknown key.{_suggestion(loc)}"
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    if kind in {"model_type", "dict_type"}:
+        return f"{key}: must be a mapping of keys, got {error['input']!r}"
+    got = error.get("input")
+    return f"{key} = {got!r}: {error['msg']} (got {type(got).__name__})"
+
+
+def _suggestion(loc: list[str]) -> str:
+    """'Did you mean ...' for a misspelt key, from the fields of its section."""
+    model: type[BaseModel] = Params
+    for part in loc[:-1]:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        model = annotation
+    allowed = sorted(model.model_fields)
+    prefix = ".".join(loc[:-1])
+    dotted = [f"{prefix}.{name}" if prefix else name for name in allowed]
+    close = difflib.get_close_matches(loc[-1], allowed, n=1, cutoff=0.6)
+    hint = f" Did you mean '{prefix + '.' if prefix else ''}{close[0]}'?" if close else ""
+    return f"{hint} Allowed: {', '.join(dotted)}."
