@@ -1,0 +1,1 @@
+"""Datasets: obtaining, verifying and preparing images."""

@@ -1,0 +1,94 @@
+"""Decode the raw dataset once into compact arrays that training reads directly.
+
+Output (``data/prepared/``): ``{split}_images.npy`` (uint8, N×C×H×W),
+``{split}_labels.npy`` (int64, N) and ``meta.json`` (counts, class names, image
+size, channels). Training and evaluation never decode an image again; the
+``.npy`` files can be memory-mapped.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from fashiongen.atomic import save_npy, write_json
+from fashiongen.data import fashion_mnist
+from fashiongen.data.idx import expect_shape, parse_idx
+from fashiongen.errors import DataError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "test")
+
+
+def balanced_first_n(labels: np.ndarray, n: int, num_classes: int) -> np.ndarray:
+    """Indices of the first ``n`` items, taking the same number from every class.
+
+    Each class gets ``n // num_classes`` items (the first classes one more when
+    ``n`` does not divide evenly), chosen as that class's first occurrences, so
+    the subset is deterministic and its class balance does not depend on the
+    file's order. The indices are returned in file order.
+    """
+    quota = np.full(num_classes, n // num_classes)
+    quota[: n % num_classes] += 1
+    chosen = []
+    for cls in range(num_classes):
+        members = np.flatnonzero(labels == cls)
+        if len(members) < quota[cls]:
+            raise DataError(
+                f"data.subset={n} asks for {quota[cls]} images of class {cls}, "
+                f"but the split has only {len(members)}; lower data.subset."
+            )
+        chosen.append(members[: quota[cls]])
+    return np.sort(np.concatenate(chosen))
+
+
+def read_fashion_mnist_split(raw_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N×1×28×28 uint8) and labels (N int64) of one split from the raw IDX files."""
+    images_name, labels_name = fashion_mnist.SPLIT_FILES[split]
+    images = expect_shape(_read_idx(raw_dir / images_name), fashion_mnist.IMAGE_SHAPE, images_name)
+    labels = _read_idx(raw_dir / labels_name)
+    if labels.ndim != 1:
+        raise DataError(f"{labels_name}: labels must be one-dimensional, got shape {labels.shape}.")
+    if len(images) != len(labels):
+        raise DataError(f"{images_name} has {len(images)} images but {labels_name} has {len(labels)} labels.")
+    num_classes = len(fashion_mnist.CLASS_NAMES)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DataError(f"{labels_name}: labels outside 0..{num_classes - 1}.")
+    return images[:, None, :, :], labels.astype(np.int64)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path} is missing; run the download stage first (`dvc repro download`).") from None
+    return parse_idx(data, name=str(path))
+
+
+def prepare_fashion_mnist(raw_dir: Path, out_dir: Path, subset: int | None) -> dict:
+    """Write the prepared arrays and ``meta.json``; returns the metadata."""
+    num_classes = len(fashion_mnist.CLASS_NAMES)
+    counts = {}
+    for split in SPLITS:
+        images, labels = read_fashion_mnist_split(raw_dir, split)
+        if subset is not None and subset < len(labels):
+            keep = balanced_first_n(labels, subset, num_classes)
+            images, labels = images[keep], labels[keep]
+        save_npy(out_dir / f"{split}_images.npy", np.ascontiguousarray(images))
+        save_npy(out_dir / f"{split}_labels.npy", labels)
+        counts[split] = int(len(labels))
+        log.info("%s: %d images %s", split, len(labels), images.shape[1:])
+    meta = {
+        "source": "fashion-mnist",
+        "classes": list(fashion_mnist.CLASS_NAMES),
+        "num_classes": num_classes,
+        "channels": 1,
+        "image_size": fashion_mnist.IMAGE_SHAPE[0],
+        "counts": counts,
+        "subset": subset,
+    }
+    write_json(out_dir / "meta.json", meta)
+    return meta
