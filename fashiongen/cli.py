@@ -1,0 +1,99 @@
+"""The ``fashiongen`` command line.
+
+Only argparse is imported at start-up; each subcommand imports what it needs
+when it runs, so ``fashiongen --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fashiongen import __version__
+from fashiongen.errors import FashionGenError
+
+GRID_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
+RAW_SUFFIXES = {".npz"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fashiongen",
+        description="FashionGen: reproducible GANs for fashion images. "
+        "The pipeline itself runs with `dvc repro`; these commands use its outputs.",
+    )
+    parser.add_argument("--version", action="version", version=f"fashiongen {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    generate = commands.add_parser(
+        "generate",
+        help="draw images from a trained generator",
+        description="Draw images from a trained generator: a PNG/JPEG/WebP grid, or raw uint8 "
+        "images (N×C×H×W, key 'images') in an .npz file.",
+    )
+    generate.add_argument("--checkpoint", type=Path, default=Path("models/generator.pt"))
+    generate.add_argument("--n", type=_positive_int, default=64, help="number of images (default 64)")
+    generate.add_argument("--out", type=Path, required=True, help="grid.png | samples.npz")
+    generate.add_argument("--seed", type=int, default=0, help="noise seed: same seed, same images")
+    generate.add_argument("--nrow", type=_positive_int, default=None, help="images per grid row")
+    generate.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    generate.set_defaults(run=_run_generate)
+
+    profile = commands.add_parser(
+        "profile",
+        help="print a params profile as `dvc exp run` arguments",
+        description="Print the overrides of a named profile as `-S key=value` arguments, e.g. "
+        "`dvc exp run $(fashiongen profile tiny)`.",
+    )
+    profile.add_argument("name", help="profile name, e.g. tiny")
+    profile.set_defaults(run=_run_profile)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _run_generate(args: argparse.Namespace) -> None:
+    suffix = args.out.suffix.lower()
+    if suffix not in GRID_SUFFIXES | RAW_SUFFIXES:
+        raise FashionGenError(
+            f"--out {args.out}: unknown extension {suffix!r}; use one of "
+            f"{', '.join(sorted(GRID_SUFFIXES | RAW_SUFFIXES))}."
+        )
+    from fashiongen.atomic import save_npz
+    from fashiongen.device import resolve_device
+    from fashiongen.gan.artifact import load_generator
+    from fashiongen.gan.sampling import sample_uint8
+    from fashiongen.images import save_grid
+
+    device = resolve_device(args.device)
+    loaded = load_generator(args.checkpoint, device)
+    images = sample_uint8(loaded.module, args.n, loaded.spec.z_dim, args.seed, device=device)
+    if suffix in RAW_SUFFIXES:
+        save_npz(args.out, images=images.numpy())
+    else:
+        save_grid(args.out, images, nrow=args.nrow)
+    print(f"wrote {args.n} images to {args.out}")
+
+
+def _run_profile(args: argparse.Namespace) -> None:
+    import shlex
+
+    from fashiongen.profiles import load_profile, set_args
+
+    print(shlex.join(set_args(load_profile(args.name))))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except FashionGenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0

@@ -1,0 +1,1 @@
+"""Training and using generative adversarial networks."""

@@ -1,0 +1,106 @@
+"""The trained generator as a file: everything needed to rebuild it, nothing else.
+
+``models/generator.pt`` is a dict with ``format``, ``config`` (a
+:class:`GeneratorSpec` as a plain dict: architecture, sizes), ``state_dict``,
+``classes`` and ``params`` (the resolved params.yaml it was trained with). It
+holds only tensors and plain Python values, so it loads with
+``torch.load(weights_only=True)`` and rebuilds without params.yaml.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fashiongen.atomic import save_torch
+from fashiongen.errors import CheckpointError
+from fashiongen.models.dcgan import Generator
+
+FORMAT = "fashiongen.generator.v1"
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """The shape of a generator: enough to rebuild it before loading weights."""
+
+    z_dim: int
+    width: int
+    channels: int
+    image_size: int
+    arch: str = "dcgan"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "checkpoint") -> "GeneratorSpec":
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        missing = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING} - set(data)
+        if unknown or missing:
+            raise CheckpointError(
+                f"{source}: generator config has unknown fields {sorted(unknown)} or lacks "
+                f"{sorted(missing)}; it was written by an incompatible FashionGen version."
+            )
+        return cls(**data)
+
+
+def build_generator(spec: GeneratorSpec) -> nn.Module:
+    if spec.arch != "dcgan":
+        raise CheckpointError(f"unknown generator architecture {spec.arch!r}")
+    return Generator(spec.z_dim, spec.width, spec.channels, spec.image_size)
+
+
+def save_generator(
+    path: Path | str, generator: nn.Module, spec: GeneratorSpec, classes: list[str], params: dict
+) -> None:
+    state = {name: tensor.detach().cpu() for name, tensor in generator.state_dict().items()}
+    save_torch(
+        path,
+        {"format": FORMAT, "config": spec.to_dict(), "state_dict": state, "classes": classes, "params": params},
+    )
+
+
+@dataclass
+class LoadedGenerator:
+    """A generator in eval mode with the metadata saved beside it."""
+
+    module: nn.Module
+    spec: GeneratorSpec
+    classes: list[str]
+    params: dict
+
+
+def load_generator(path: Path | str, device: torch.device | str = "cpu") -> LoadedGenerator:
+    """Rebuild a generator from ``path``; every failure names the file and the problem."""
+    path = Path(path)
+    payload = _read_payload(path)
+    spec = GeneratorSpec.from_dict(payload["config"], source=str(path))
+    module = build_generator(spec)
+    try:
+        module.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the saved config ({exc}).") from None
+    module.to(device).eval()
+    return LoadedGenerator(module=module, spec=spec, classes=list(payload.get("classes", [])), params=payload.get("params", {}))
+
+
+def _read_payload(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist; train a generator first (`dvc repro train`).")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {str(exc)[:200]}); "
+            "it may be truncated or corrupt: retrain with `dvc repro train`."
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"{path} is not a FashionGen generator (format {found!r}, expected {FORMAT!r}).")
+    return payload

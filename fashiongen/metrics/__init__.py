@@ -1,0 +1,1 @@
+"""Measuring generators: features of the evaluator and the scores built on them."""

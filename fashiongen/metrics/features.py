@@ -1,0 +1,97 @@
+"""The evaluator as a file, and its features and logits for a batch of images.
+
+``models/evaluator.pt`` records the network's config, weights, test accuracy
+and a digest of its weights. The digest is the id of the ruler: it goes into
+every metrics file (``features``), so two numbers measured with different
+evaluators are never mistaken for comparable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fashiongen.atomic import save_torch
+from fashiongen.errors import CheckpointError
+from fashiongen.images import to_model_range
+from fashiongen.models.evaluator import Evaluator
+
+FORMAT = "fashiongen.evaluator.v1"
+
+
+def state_dict_digest(state_dict: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over parameter names, shapes, dtypes and bytes: independent of how the file was pickled."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def build_evaluator(config: dict[str, Any]) -> Evaluator:
+    return Evaluator(
+        channels=config["channels"],
+        num_classes=config["num_classes"],
+        image_size=config["image_size"],
+        width=config["width"],
+        feature_dim=config["feature_dim"],
+    )
+
+
+def save_evaluator(path: Path | str, model: Evaluator, config: dict, classes: list[str], accuracy: float) -> str:
+    """Write the evaluator; returns its id (``evaluator-<first 16 hex of the digest>``)."""
+    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    ruler = f"evaluator-{state_dict_digest(state)[:16]}"
+    save_torch(
+        path,
+        {"format": FORMAT, "config": config, "state_dict": state, "classes": classes, "accuracy": accuracy, "id": ruler},
+    )
+    return ruler
+
+
+@dataclass
+class LoadedEvaluator:
+    model: Evaluator
+    config: dict
+    classes: list[str]
+    accuracy: float
+    id: str
+
+
+def load_evaluator(path: Path | str, device: torch.device | str = "cpu") -> LoadedEvaluator:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist; run `dvc repro train_evaluator`.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # damaged files raise many exception types
+        raise CheckpointError(f"{path} is unreadable ({type(exc).__name__}); rerun `dvc repro train_evaluator`.") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a FashionGen evaluator; rerun `dvc repro train_evaluator`.")
+    model = build_evaluator(payload["config"])
+    model.load_state_dict(payload["state_dict"])
+    if f"evaluator-{state_dict_digest(payload['state_dict'])[:16]}" != payload["id"]:
+        raise CheckpointError(f"{path}: weights do not match their recorded digest; rerun `dvc repro train_evaluator`.")
+    model.to(device).eval()
+    return LoadedEvaluator(model, payload["config"], list(payload["classes"]), float(payload["accuracy"]), payload["id"])
+
+
+@torch.inference_mode()
+def extract(
+    model: Evaluator, images: np.ndarray | torch.Tensor, batch_size: int, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features and logits (float32, on the CPU) of uint8 images, in large batches."""
+    model.eval()
+    features, logits = [], []
+    for start in range(0, len(images), batch_size):
+        batch = torch.as_tensor(np.asarray(images[start : start + batch_size])).to(device)
+        feats, outs = model.features_and_logits(to_model_range(batch).contiguous(memory_format=torch.channels_last))
+        features.append(feats.float().cpu())
+        logits.append(outs.float().cpu())
+    return torch.cat(features), torch.cat(logits)

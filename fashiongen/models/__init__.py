@@ -1,0 +1,1 @@
+"""Networks: the GAN's generator and discriminator, and the evaluator."""

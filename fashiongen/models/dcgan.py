@@ -1,0 +1,114 @@
+"""DCGAN generator and discriminator for square images of 28, 32, 64 or 128 px.
+
+The layout follows Radford et al. (2016) and pytorch/examples: the generator
+projects the noise to a ``base×base`` map and doubles the resolution with
+stride-2 transposed convolutions (BatchNorm + ReLU, tanh output); the
+discriminator mirrors it with stride-2 convolutions (LeakyReLU 0.2, BatchNorm
+after the first). Channel counts scale with ``width`` (the textbook model is
+64/64) and halve at every doubling of resolution. 28 px (Fashion-MNIST) starts
+from 7×7; the powers of two start from 4×4.
+
+The noise projection is written as a Linear layer: a transposed convolution of
+a 1×1 input is exactly a matrix product, and the Linear form is the cheaper
+kernel on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+SUPPORTED_SIZES = (28, 32, 64, 128)
+
+
+def resolution_plan(image_size: int) -> tuple[int, int]:
+    """``(base, doublings)``: the starting map size and how many ×2 steps reach ``image_size``."""
+    if image_size == 28:
+        return 7, 2
+    if image_size in SUPPORTED_SIZES:
+        return 4, int(math.log2(image_size // 4))
+    raise ValueError(f"image size {image_size} is not supported; use one of {SUPPORTED_SIZES}")
+
+
+def init_dcgan_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: weights N(0, 0.02); BatchNorm scale N(1, 0.02), shift 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class NoiseProjection(nn.Module):
+    """Noise (B, in) -> feature map (B, C, base, base), BatchNorm + ReLU."""
+
+    def __init__(self, in_features: int, channels: int, base: int):
+        super().__init__()
+        self.shape = (channels, base, base)
+        self.linear = nn.Linear(in_features, channels * base * base, bias=False)
+        self.norm = nn.BatchNorm2d(channels)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.linear(z).view(z.shape[0], *self.shape)
+        return self.act(self.norm(x))
+
+
+def _up_block(in_ch: int, out_ch: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(inplace=True),
+    )
+
+
+def _down_block(in_ch: int, out_ch: int, norm: bool) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, 4, 2, 1, bias=not norm)]
+    if norm:
+        layers.append(nn.BatchNorm2d(out_ch))
+    layers.append(nn.LeakyReLU(0.2, inplace=True))
+    return nn.Sequential(*layers)
+
+
+class Generator(nn.Module):
+    """z (B, z_dim) -> images (B, channels, size, size) in [-1, 1]."""
+
+    def __init__(self, z_dim: int, width: int, channels: int, image_size: int):
+        super().__init__()
+        base, doublings = resolution_plan(image_size)
+        ch = width * 2 ** (doublings - 1)
+        self.z_dim = z_dim
+        self.project = NoiseProjection(z_dim, ch, base)
+        blocks = []
+        for _ in range(doublings - 1):
+            blocks.append(_up_block(ch, ch // 2))
+            ch //= 2
+        self.blocks = nn.Sequential(*blocks)
+        self.to_image = nn.Sequential(nn.ConvTranspose2d(ch, channels, 4, 2, 1, bias=False), nn.Tanh())
+        self.apply(init_dcgan_weights)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.to_image(self.blocks(self.project(z)))
+
+
+class Discriminator(nn.Module):
+    """images (B, channels, size, size) in [-1, 1] -> one logit per image (B,)."""
+
+    def __init__(self, width: int, channels: int, image_size: int):
+        super().__init__()
+        base, halvings = resolution_plan(image_size)
+        blocks = [_down_block(channels, width, norm=False)]
+        ch = width
+        for _ in range(halvings - 1):
+            blocks.append(_down_block(ch, ch * 2, norm=True))
+            ch *= 2
+        self.features = nn.Sequential(*blocks, nn.Flatten())
+        self.head = nn.Linear(ch * base * base, 1)
+        self.apply(init_dcgan_weights)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images)).squeeze(1)

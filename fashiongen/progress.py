@@ -1,0 +1,20 @@
+"""Progress bars that stay readable in a terminal and in a CI log."""
+
+from __future__ import annotations
+
+import sys
+
+from tqdm.auto import tqdm
+
+
+def progress_bar(total: int, desc: str, unit: str = "step") -> tqdm:
+    """A tqdm bar; redrawn often on a terminal, every 30 s in a log file."""
+    interactive = sys.stderr.isatty()
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        dynamic_ncols=True,
+        mininterval=0.5 if interactive else 30.0,
+        leave=True,
+    )
