@@ -1,0 +1,25 @@
+"""DVC stage `train`: fit the GAN; writes models/generator.pt and results/train/."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package, not an installed copy
+from fashiongen.stage import run_stage  # noqa: E402
+
+
+def main(params):
+    from fashiongen.gan.training import TrainPaths, train_gan
+
+    train_gan(
+        params,
+        TrainPaths(
+            prepared=Path("data/prepared"),
+            evaluator=Path("models/evaluator.pt"),
+            generator=Path("models/generator.pt"),
+            results=Path("results/train"),
+        ),
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)
