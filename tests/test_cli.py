@@ -1,0 +1,63 @@
+"""`fashiongen` on the command line."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fashiongen.cli import main
+from fashiongen.gan.artifact import GeneratorSpec, build_generator, save_generator
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "generator.pt"
+    spec = GeneratorSpec(z_dim=8, width=8, channels=1, image_size=28)
+    torch.manual_seed(0)
+    save_generator(path, build_generator(spec), spec, [f"class {i}" for i in range(10)], {})
+    return path
+
+
+def test_grid_png(checkpoint, tmp_path):
+    out = tmp_path / "grid.png"
+    assert main(["generate", "--checkpoint", str(checkpoint), "--n", "64", "--out", str(out)]) == 0
+    width, height = Image.open(out).size
+    assert (width, height) == (8 * 30 + 2, 8 * 30 + 2)  # 8×8 tiles of 28 px + 2 px padding
+
+
+def test_npz_raw_images_and_seed_repeatability(checkpoint, tmp_path):
+    def draw(name, seed):
+        out = tmp_path / name
+        assert main(["generate", "--checkpoint", str(checkpoint), "--n", "5", "--out", str(out), "--seed", str(seed)]) == 0
+        return np.load(out)["images"]
+
+    a, b, c = draw("a.npz", 1), draw("b.npz", 1), draw("c.npz", 2)
+    assert a.shape == (5, 1, 28, 28) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_unknown_extension_is_refused_before_loading(tmp_path, capsys):
+    assert main(["generate", "--checkpoint", "missing.pt", "--out", str(tmp_path / "x.gif")]) == 2
+    assert "unknown extension '.gif'" in capsys.readouterr().err
+
+
+def test_missing_checkpoint_is_one_clear_line(tmp_path, capsys):
+    assert main(["generate", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "g.png")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist; train a generator first" in err and "Traceback" not in err
+    assert not (tmp_path / "g.png").exists()
+
+
+def test_console_script_help_and_profile(venv_env):
+    help_text = subprocess.run(
+        [sys.executable, "-m", "fashiongen", "--help"], capture_output=True, text=True, env=venv_env, check=True
+    ).stdout
+    assert "generate" in help_text and "profile" in help_text
+    profile = subprocess.run(
+        [sys.executable, "-m", "fashiongen", "profile", "tiny"], capture_output=True, text=True, env=venv_env, check=True
+    ).stdout
+    assert "-S data.subset=2000" in profile

@@ -1,0 +1,104 @@
+"""params.yaml validation: typos, types and ranges fail with the key named."""
+
+import subprocess
+import sys
+
+import pytest
+
+from fashiongen.config import Params, load_params, parse_params
+from fashiongen.errors import ConfigError
+from fashiongen.profiles import apply_overrides, load_profile
+from helpers import REPO_ROOT
+
+
+def test_committed_params_file_is_valid_and_explicit():
+    params = load_params(REPO_ROOT / "params.yaml")
+    assert isinstance(params, Params)
+    # every knob is written out in params.yaml, not left to a code default
+    from fashiongen.config import read_yaml
+
+    raw = read_yaml(REPO_ROOT / "params.yaml")
+    for section, model in Params.model_fields.items():
+        assert set(raw[section]) == set(model.annotation.model_fields), section
+
+
+def test_misspelt_key_is_named_with_a_suggestion():
+    with pytest.raises(ConfigError) as info:
+        parse_params({"train": {"epoch": 3}})
+    message = str(info.value)
+    assert "train.epoch: unknown key" in message
+    assert "Did you mean 'train.epochs'?" in message
+
+
+def test_unknown_section_is_named():
+    with pytest.raises(ConfigError, match=r"trian: unknown key. Did you mean 'train'"):
+        parse_params({"trian": {}})
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "fragment"),
+    [
+        ({"train": {"epochs": "10"}}, "train.epochs", "valid integer"),
+        ({"train": {"epochs": 2.5}}, "train.epochs", "valid integer"),
+        ({"train": {"batch_size": 0}}, "train.batch_size", "greater than or equal to 2"),
+        ({"train": {"lr_g": -1.0}}, "train.lr_g", "greater than 0"),
+        ({"train": {"device": "gpu"}}, "train.device", "'auto', 'cpu' or 'cuda'"),
+        ({"model": {"loss": "wasserstein"}}, "model.loss", "'bce' or 'lsgan'"),
+        ({"data": {"subset": 5}}, "data.subset", "greater than or equal to 10"),
+        ({"evaluate": {"num_samples": True}}, "evaluate.num_samples", "valid integer"),
+    ],
+)
+def test_bad_values_name_the_key_and_what_is_allowed(raw, key, fragment):
+    with pytest.raises(ConfigError) as info:
+        parse_params(raw)
+    assert f"{key} = " in str(info.value)
+    assert fragment in str(info.value)
+
+
+def test_all_problems_are_reported_at_once():
+    with pytest.raises(ConfigError) as info:
+        parse_params({"train": {"epoch": 1, "batch_size": -1}, "model": {"z_dim": "x"}})
+    assert "3 problems" in str(info.value)
+
+
+def test_cross_field_check_names_both_keys():
+    with pytest.raises(ConfigError, match=r"evaluate.num_samples \(10000\) exceeds data.subset \(2000\)"):
+        parse_params({"data": {"subset": 2000}})
+
+
+def test_yaml_1_2_scientific_notation_is_a_number(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  lr_g: 2e-4\n")
+    assert load_params(path).train.lr_g == pytest.approx(2e-4)
+
+
+def test_syntax_error_and_missing_file_are_clear(tmp_path):
+    broken = tmp_path / "params.yaml"
+    broken.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_params(broken)
+    with pytest.raises(ConfigError, match="not found"):
+        load_params(tmp_path / "missing.yaml")
+
+
+def test_tiny_profile_is_valid():
+    raw = load_params(REPO_ROOT / "params.yaml").model_dump()
+    tiny = parse_params(apply_overrides(raw, load_profile("tiny")))
+    assert tiny.data.subset == 2000
+    assert tiny.evaluate.num_samples <= tiny.data.subset
+
+
+def test_a_stage_fails_fast_on_a_bad_params_file(tmp_path, venv_env):
+    """The first stage exits 2 with one clear message, no traceback, nothing written."""
+    (tmp_path / "params.yaml").write_text("train:\n  epoch: 3\n")
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "stages" / "download.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=venv_env,
+    )
+    assert result.returncode == 2
+    assert "train.epoch: unknown key. Did you mean 'train.epochs'?" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]

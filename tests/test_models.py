@@ -1,0 +1,38 @@
+"""Network shapes and ranges for every supported image size."""
+
+import pytest
+import torch
+
+from fashiongen.models.dcgan import Discriminator, Generator, resolution_plan
+from fashiongen.models.evaluator import Evaluator
+
+
+@pytest.mark.parametrize("size", [28, 32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_generator_and_discriminator_shapes(size, channels):
+    generator = Generator(z_dim=16, width=8, channels=channels, image_size=size)
+    discriminator = Discriminator(width=8, channels=channels, image_size=size)
+    images = generator(torch.randn(5, 16))
+    assert images.shape == (5, channels, size, size)
+    assert images.min() >= -1 and images.max() <= 1  # tanh
+    assert discriminator(images).shape == (5,)
+
+
+def test_width_scales_the_textbook_channel_counts():
+    generator = Generator(z_dim=100, width=64, channels=1, image_size=28)
+    assert generator.project.linear.out_features == 128 * 7 * 7  # 7×7×2w, then 14×14×w, then 28×28×1
+    discriminator = Discriminator(width=64, channels=1, image_size=28)
+    assert discriminator.head.in_features == 128 * 7 * 7
+
+
+def test_unsupported_size_is_refused():
+    with pytest.raises(ValueError, match="image size 48 is not supported"):
+        resolution_plan(48)
+
+
+@pytest.mark.parametrize(("size", "channels"), [(28, 1), (64, 3)])
+def test_evaluator_outputs(size, channels):
+    model = Evaluator(channels=channels, num_classes=10, image_size=size, width=8, feature_dim=32).eval()
+    features, logits = model.features_and_logits(torch.randn(4, channels, size, size))
+    assert features.shape == (4, 32) and logits.shape == (4, 10)
+    assert (features >= 0).all()  # post-ReLU features

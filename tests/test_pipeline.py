@@ -1,0 +1,99 @@
+"""End to end: the real DVC pipeline on the tiny profile, from a fresh repository.
+
+Runs `dvc repro` in a copy of this checkout's pipeline (real Fashion-MNIST from
+data.local_dir, a 2000-image subset, one short training run), then checks that
+every stage ran, that the metrics are finite and in range, that DVC sees them,
+and that a second `dvc repro` reruns nothing.
+"""
+
+import json
+import math
+import sys
+
+import numpy as np
+import pytest
+from ruamel.yaml import YAML
+
+from fashiongen.profiles import apply_overrides, load_profile
+from helpers import copy_pipeline, run
+
+pytestmark = pytest.mark.e2e
+STAGES = ("download", "preprocess", "train_evaluator", "train", "evaluate")
+
+
+def dvc(repo, *args, env):
+    return run([sys.executable, "-m", "dvc", *args], repo, env=env)
+
+
+@pytest.fixture(scope="module")
+def tiny_repo(tmp_path_factory, venv_env):
+    repo = copy_pipeline(tmp_path_factory.mktemp("pipeline"))
+    yaml = YAML()  # round-trip: keeps params.yaml's comments
+    params = yaml.load(repo / "params.yaml")
+    tiny = apply_overrides(params, load_profile("tiny"))
+    with open(repo / "params.yaml", "w") as handle:
+        yaml.dump(tiny, handle)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "tiny profile"], repo)
+    first = dvc(repo, "repro", env=venv_env)
+    return repo, first
+
+
+def test_every_stage_ran_and_was_locked(tiny_repo):
+    repo, first = tiny_repo
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in first.stdout
+    lock = YAML(typ="safe").load(repo / "dvc.lock")
+    assert set(lock["stages"]) == set(STAGES)
+    for path in ("data/raw/train-images-idx3-ubyte", "data/prepared/meta.json", "models/evaluator.pt",
+                 "models/generator.pt", "results/evaluate/samples.png", "results/train/samples/epoch_0002.png"):
+        assert (repo / path).is_file(), path
+
+
+def test_prepared_data_is_the_balanced_subset(tiny_repo):
+    repo, _ = tiny_repo
+    meta = json.loads((repo / "data/prepared/meta.json").read_text())
+    assert meta["counts"] == {"train": 2000, "test": 2000}
+    labels = np.load(repo / "data/prepared/train_labels.npy")
+    assert np.bincount(labels).tolist() == [200] * 10
+
+
+def test_metrics_are_finite_and_in_range(tiny_repo):
+    repo, _ = tiny_repo
+    metrics = json.loads((repo / "results/evaluate/metrics.json").read_text())
+    evaluator = json.loads((repo / "results/evaluator/metrics.json").read_text())
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, float)}
+    assert all(math.isfinite(v) for v in numbers.values()), numbers
+    assert metrics["num_samples"] == 1000
+    assert metrics["features"] == evaluator["id"] and metrics["features"].startswith("evaluator-")
+    assert metrics["evaluator_accuracy"] == evaluator["accuracy"] > 0.5
+    assert 0 <= metrics["fid_floor"] < metrics["fid"]  # two real sets are closer than real vs two-epoch fakes
+    assert metrics["kid_floor_mean"] < metrics["kid_mean"]
+    assert 1.0 <= metrics["is_mean"] <= 10.0 and 1.0 <= metrics["is_real_mean"] <= 10.0
+    for key in ("precision", "recall", "precision_floor", "recall_floor"):
+        assert 0.0 <= metrics[key] <= 1.0
+
+
+def test_dvc_shows_metrics_and_plots(tiny_repo, venv_env):
+    repo, _ = tiny_repo
+    shown = json.loads(dvc(repo, "metrics", "show", "--json", env=venv_env).stdout)
+    workspace = shown[""]["data"]
+    assert "fid" in workspace["results/evaluate/metrics.json"]["data"]
+    assert "accuracy" in workspace["results/evaluator/metrics.json"]["data"]
+    plots = json.loads(dvc(repo, "plots", "show", "--json", env=venv_env).stdout)
+    names = " ".join(plots["data"])
+    assert "d_loss.tsv" in names and "fid.tsv" in names and "epoch_0001.png" in names
+
+
+def test_generate_from_the_trained_generator(tiny_repo, venv_env):
+    repo, _ = tiny_repo
+    run([sys.executable, "-m", "fashiongen", "generate", "--n", "16", "--out", "s.npz", "--seed", "3"], repo, env=venv_env)
+    images = np.load(repo / "s.npz")["images"]
+    assert images.shape == (16, 1, 28, 28) and images.dtype == np.uint8 and images.std() > 0
+
+
+def test_second_repro_reruns_nothing(tiny_repo, venv_env):
+    repo, _ = tiny_repo
+    second = dvc(repo, "repro", env=venv_env)
+    assert "Running stage" not in second.stdout
+    assert "Data and pipelines are up to date." in second.stdout
