@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -38,6 +39,39 @@ def atomic_write(path: Path | str, mode: str = "wb") -> Iterator[IO[Any]]:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_directory(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: Path | str) -> Iterator[Path]:
+    """Fill a temporary folder beside ``path``; on success, swap it in for ``path``.
+
+    The previous folder stays whole until the new one is complete, so a stage
+    that fails half way leaves its previous output as it was. (DVC keeps
+    outputs declared ``persist: true`` in place while a stage runs; this is
+    what makes that safe.)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    retired = path.parent / f"{staging.name}.old"
+    if path.exists():
+        os.replace(path, retired)
+    os.replace(staging, path)
+    shutil.rmtree(retired, ignore_errors=True)
+    _fsync_directory(path.parent)
+
+
+def reset_directory(path: Path | str) -> Path:
+    """Empty ``path`` (creating it if needed): for outputs rebuilt from scratch by a stage."""
+    path = Path(path)
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -97,3 +97,35 @@ def test_second_repro_reruns_nothing(tiny_repo, venv_env):
     second = dvc(repo, "repro", env=venv_env)
     assert "Running stage" not in second.stdout
     assert "Data and pipelines are up to date." in second.stdout
+
+
+def snapshot(repo):
+    """sha256 of every output file, by path."""
+    import hashlib
+
+    files = {}
+    for folder in ("data", "models", "results"):
+        for path in sorted((repo / folder).rglob("*")):
+            if path.is_file():
+                files[str(path.relative_to(repo))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return files
+
+
+def test_bad_params_fail_fast_and_change_no_output(tiny_repo, venv_env):
+    repo, _ = tiny_repo
+    params_path = repo / "params.yaml"
+    good = params_path.read_text()
+    before = snapshot(repo)
+    misspelt = YAML(typ="safe").load(good)
+    misspelt["train"]["epoch"] = misspelt["train"].pop("epochs")
+    with open(params_path, "w") as handle:
+        YAML().dump(misspelt, handle)
+    try:
+        failed = run([sys.executable, "-m", "dvc", "repro"], repo, check=False, env=venv_env)
+    finally:
+        params_path.write_text(good)
+    assert failed.returncode != 0
+    output = failed.stdout + failed.stderr
+    assert "train.epoch: unknown key. Did you mean 'train.epochs'?" in output
+    assert "Traceback" not in output
+    assert snapshot(repo) == before

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashiongen.atomic import save_npy, write_json
+from fashiongen.atomic import atomic_directory, save_npy, write_json
 from fashiongen.data import fashion_mnist
 from fashiongen.data.idx import expect_shape, parse_idx
 from fashiongen.errors import DataError
@@ -69,26 +69,31 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def prepare_fashion_mnist(raw_dir: Path, out_dir: Path, subset: int | None) -> dict:
-    """Write the prepared arrays and ``meta.json``; returns the metadata."""
+    """Write the prepared arrays and ``meta.json``; returns the metadata.
+
+    Everything is written to a staging folder that replaces ``out_dir`` only
+    once complete, so a failure leaves the previous prepared data intact.
+    """
     num_classes = len(fashion_mnist.CLASS_NAMES)
     counts = {}
-    for split in SPLITS:
-        images, labels = read_fashion_mnist_split(raw_dir, split)
-        if subset is not None and subset < len(labels):
-            keep = balanced_first_n(labels, subset, num_classes)
-            images, labels = images[keep], labels[keep]
-        save_npy(out_dir / f"{split}_images.npy", np.ascontiguousarray(images))
-        save_npy(out_dir / f"{split}_labels.npy", labels)
-        counts[split] = int(len(labels))
-        log.info("%s: %d images %s", split, len(labels), images.shape[1:])
-    meta = {
-        "source": "fashion-mnist",
-        "classes": list(fashion_mnist.CLASS_NAMES),
-        "num_classes": num_classes,
-        "channels": 1,
-        "image_size": fashion_mnist.IMAGE_SHAPE[0],
-        "counts": counts,
-        "subset": subset,
-    }
-    write_json(out_dir / "meta.json", meta)
+    with atomic_directory(out_dir) as staging:
+        for split in SPLITS:
+            images, labels = read_fashion_mnist_split(raw_dir, split)
+            if subset is not None and subset < len(labels):
+                keep = balanced_first_n(labels, subset, num_classes)
+                images, labels = images[keep], labels[keep]
+            save_npy(staging / f"{split}_images.npy", np.ascontiguousarray(images))
+            save_npy(staging / f"{split}_labels.npy", labels)
+            counts[split] = int(len(labels))
+            log.info("%s: %d images %s", split, len(labels), images.shape[1:])
+        meta = {
+            "source": "fashion-mnist",
+            "classes": list(fashion_mnist.CLASS_NAMES),
+            "num_classes": num_classes,
+            "channels": 1,
+            "image_size": fashion_mnist.IMAGE_SHAPE[0],
+            "counts": counts,
+            "subset": subset,
+        }
+        write_json(staging / "meta.json", meta)
     return meta

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fashiongen.atomic import reset_directory
 from fashiongen.config import Params
 from fashiongen.data.prepared import load_prepared
 from fashiongen.device import resolve_device
@@ -106,6 +107,7 @@ def train_gan(params: Params, paths: TrainPaths) -> dict:
         test_images = data.split("test").images
         fid = FidMonitor(paths.evaluator, test_images, cfg.eval_samples, cfg.seed, spec.z_dim, device)
 
+    reset_directory(paths.samples)  # inputs are valid: now the previous run's grids may go
     log.info(
         "training on %s: %d images, %d steps/epoch, %d epochs", device, len(images), steps_per_epoch, cfg.epochs
     )
