@@ -87,6 +87,9 @@ class TrainConfig(_Section):
         1, ge=0, description="Epochs between in-training FID measurements; 0 turns them off."
     )
     eval_samples: int = Field(2000, ge=100, le=100000)
+    checkpoint_every: int = Field(1, ge=1, description="Epochs between checkpoints (and always the last).")
+    keep_checkpoints: int = Field(2, ge=1, le=1000, description="Newest checkpoints kept; older ones deleted.")
+    resume: bool = Field(True, description="Continue from the newest checkpoint of the same run.")
 
 
 class EvaluateConfig(_Section):

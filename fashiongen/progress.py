@@ -7,11 +7,12 @@ import sys
 from tqdm.auto import tqdm
 
 
-def progress_bar(total: int, desc: str, unit: str = "step") -> tqdm:
+def progress_bar(total: int, desc: str, unit: str = "step", initial: int = 0) -> tqdm:
     """A tqdm bar; redrawn often on a terminal, every 30 s in a log file."""
     interactive = sys.stderr.isatty()
     return tqdm(
         total=total,
+        initial=initial,
         desc=desc,
         unit=unit,
         dynamic_ncols=True,

@@ -129,3 +129,62 @@ def test_bad_params_fail_fast_and_change_no_output(tiny_repo, venv_env):
     assert "train.epoch: unknown key. Did you mean 'train.epochs'?" in output
     assert "Traceback" not in output
     assert snapshot(repo) == before
+
+
+def generator_weights(repo):
+    import torch
+
+    return torch.load(repo / "models/generator.pt", weights_only=True)["state_dict"]
+
+
+def tsv_steps(repo, name="d_loss"):
+    return (repo / f"results/train/plots/metrics/{name}.tsv").read_text().splitlines()
+
+
+def test_training_killed_with_sigkill_resumes_and_ends_identical(tiny_repo, venv_env):
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    import torch
+
+    repo, _ = tiny_repo
+    reference, reference_history = generator_weights(repo), tsv_steps(repo)
+    checkpoints = repo / "models/checkpoints"
+    shutil.rmtree(checkpoints)
+
+    training = subprocess.Popen(
+        [sys.executable, "stages/train.py"], cwd=repo, env=venv_env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while not (checkpoints / "epoch_0001.pt").exists():
+        assert training.poll() is None, "training ended before its first checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint within 300 s"
+        time.sleep(0.02)
+    os.killpg(training.pid, signal.SIGKILL)
+    training.wait()
+    assert not (checkpoints / "epoch_0002.pt").exists(), "the kill came too late to interrupt training"
+
+    resumed = dvc(repo, "repro", env=venv_env)
+    assert "Running stage 'train'" in resumed.stdout
+    assert "resuming from models/checkpoints/epoch_0001.pt (epoch 1" in resumed.stdout + resumed.stderr
+    weights = generator_weights(repo)
+    assert all(torch.equal(weights[k], reference[k]) for k in reference)
+    assert tsv_steps(repo) == reference_history  # same steps, same loss values: history continued, not restarted
+
+
+def test_same_params_and_seed_give_identical_metrics(tiny_repo, venv_env):
+    import shutil
+
+    repo, _ = tiny_repo
+    before = {name: (repo / name).read_bytes() for name in
+              ("results/evaluate/metrics.json", "results/evaluator/metrics.json")}
+    shutil.rmtree(repo / "models/checkpoints")  # no resuming: train again from scratch
+    rerun = dvc(repo, "repro", "--force", env=venv_env)
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in rerun.stdout
+    for name, content in before.items():
+        assert (repo / name).read_bytes() == content, name

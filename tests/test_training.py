@@ -57,8 +57,19 @@ def paths(root, name="run"):
         prepared=root / "prepared",
         evaluator=root / "evaluator.pt",
         generator=root / name / "generator.pt",
+        checkpoints=root / name / "checkpoints",
         results=root / name / "results",
     )
+
+
+def weights(run):
+    return load_generator(run.generator).module.state_dict()
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
 
 
 @pytest.mark.parametrize("loss", ["bce", "lsgan"])
@@ -87,9 +98,7 @@ def test_same_seed_same_weights(workdir):
     params = tiny_params(epochs=1, eval_every=0)
     train_gan(params, paths(workdir, "a"))
     train_gan(params, paths(workdir, "b"))
-    a = load_generator(paths(workdir, "a").generator).module.state_dict()
-    b = load_generator(paths(workdir, "b").generator).module.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_same_weights(weights(paths(workdir, "a")), weights(paths(workdir, "b")))
 
 
 def test_batch_larger_than_the_data_is_a_clear_error(workdir):
@@ -109,3 +118,74 @@ def test_damaged_generator_file_is_a_clear_error(tmp_path):
         load_generator(bad)
     with pytest.raises(CheckpointError, match="does not exist; train a generator first"):
         load_generator(tmp_path / "missing.pt")
+
+
+def with_train(params, **changes):
+    return params.model_copy(update={"train": params.train.model_copy(update=changes)})
+
+
+def test_resumed_run_ends_bit_identical_with_continuous_history(workdir):
+    params = tiny_params(epochs=3)
+    straight = paths(workdir, "straight")
+    train_gan(params, straight)
+
+    stopped = paths(workdir, "stopped")
+    train_gan(with_train(params, epochs=1), stopped)  # "killed" after its first checkpoint
+    (stopped.results / "plots" / "metrics" / "d_loss.tsv").open("a").write("999\t0.1")  # half-logged after it
+    train_gan(params, stopped)  # resumes at epoch 2
+
+    assert_same_weights(weights(straight), weights(stopped))
+    history = lambda run: [row.split("\t")[0] for row in (run.results / "plots/metrics/d_loss.tsv").read_text().splitlines()]
+    assert history(stopped) == history(straight)
+    assert sorted(p.name for p in stopped.checkpoints.iterdir()) == ["epoch_0002.pt", "epoch_0003.pt"]
+
+
+def test_corrupt_newest_checkpoint_is_reported_and_the_previous_used(workdir, caplog):
+    params = tiny_params(epochs=3)
+    straight = paths(workdir, "straight")
+    train_gan(params, straight)
+
+    run = paths(workdir, "damaged")
+    train_gan(with_train(params, epochs=2), run)
+    newest = run.checkpoints / "epoch_0002.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])  # truncated on disk
+    with caplog.at_level("INFO"):
+        train_gan(params, run)
+    assert "epoch_0002.pt is unreadable" in caplog.text
+    assert "resuming from" in caplog.text and "epoch_0001.pt (epoch 1" in caplog.text
+    assert_same_weights(weights(straight), weights(run))
+
+
+def test_checkpoint_of_other_params_is_not_resumed(workdir, caplog):
+    run = paths(workdir)
+    train_gan(tiny_params(epochs=1), run)
+    changed = tiny_params(epochs=1, lr_g=1e-3)
+    with caplog.at_level("INFO"):
+        train_gan(changed, run)
+    assert "belongs to another run (train.lr_g: 0.0002 -> 0.001)" in caplog.text
+    fresh = paths(workdir, "fresh")
+    train_gan(changed, fresh)
+    assert_same_weights(weights(fresh), weights(run))
+
+
+def test_divergence_stops_without_saving_a_model(workdir, monkeypatch):
+    from fashiongen.errors import TrainingDiverged
+    from fashiongen.gan.trainer import GANTrainer
+
+    real_step = GANTrainer.step
+    calls = {"n": 0}
+
+    def exploding_step(self, real):
+        calls["n"] += 1
+        stats = real_step(self, real)
+        return stats * float("nan") if calls["n"] > 8 else stats
+
+    monkeypatch.setattr(GANTrainer, "step", exploding_step)
+    run = paths(workdir)
+    with pytest.raises(TrainingDiverged) as info:
+        train_gan(tiny_params(epochs=3), run)
+    message = str(info.value)
+    assert "diverged by step 10" in message and "d_loss=nan" in message
+    assert f"the last good checkpoint is {run.checkpoints / 'epoch_0001.pt'}" in message
+    assert not run.generator.exists()
+    assert sorted(p.name for p in run.checkpoints.iterdir()) == ["epoch_0001.pt"]

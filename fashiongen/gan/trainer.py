@@ -9,10 +9,12 @@ device: the caller sums them and reads them only every ``log_every`` steps.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
+from fashiongen.gan.checkpoints import capture_rng, restore_rng
 from fashiongen.gan.losses import GANLoss
 
 # Order of the values in the tensor a step returns.
@@ -28,6 +30,23 @@ class GANTrainer:
     opt_d: torch.optim.Optimizer
     z_dim: int
     rng: torch.Generator
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that determines the rest of training: weights, optimisers, RNGs."""
+        return {
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "rng": capture_rng(self.rng),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        restore_rng(state["rng"], self.rng)
 
     def sample_noise(self, n: int, device: torch.device) -> torch.Tensor:
         return torch.randn(n, self.z_dim, device=device, generator=self.rng)

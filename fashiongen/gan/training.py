@@ -5,15 +5,22 @@ and batches are drawn by index from a seeded permutation: no DataLoader, no
 per-image Python, no host-to-device copy per step. Statistics stay on the
 device and are read every ``train.log_every`` steps, which is when dvclive,
 the progress bar and the NaN check see them.
+
+Every ``train.checkpoint_every`` epochs the full training state is saved to
+``models/checkpoints/``; a run that was killed resumes from there (see
+:mod:`fashiongen.gan.checkpoints`) and ends with the same weights as a run
+that was never interrupted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,6 +31,8 @@ from fashiongen.data.prepared import load_prepared
 from fashiongen.device import resolve_device
 from fashiongen.errors import ConfigError, TrainingDiverged
 from fashiongen.gan.artifact import GeneratorSpec, build_generator, save_generator
+from fashiongen.gan.checkpoints import CheckpointStore
+from fashiongen.gan.live import open_live
 from fashiongen.gan.losses import make_loss
 from fashiongen.gan.sampling import generate_uint8, noise
 from fashiongen.gan.trainer import STAT_NAMES, GANTrainer
@@ -37,6 +46,11 @@ from fashiongen.seeding import seed_everything
 log = logging.getLogger(__name__)
 
 GRID_SAMPLES = 64  # 8×8 preview grid per epoch
+# train.* fields that change how a run is watched or where it runs, not its weights:
+# a checkpoint written under other values of these is still resumable.
+NOT_TRAJECTORY = frozenset(
+    {"epochs", "device", "log_every", "eval_every", "eval_samples", "checkpoint_every", "keep_checkpoints", "resume"}
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,7 @@ class TrainPaths:
     prepared: Path
     evaluator: Path
     generator: Path
+    checkpoints: Path
     results: Path  # dvclive folder; sample grids go to results/samples
 
     @property
@@ -67,30 +82,11 @@ class FidMonitor:
         return frechet_distance(self.real_features, fake_features)
 
 
-def build_models(params: Params, channels: int, image_size: int, device: torch.device):
-    spec = GeneratorSpec(
-        z_dim=params.model.z_dim, width=params.model.g_width, channels=channels, image_size=image_size
-    )
-    generator = build_generator(spec).to(device).to(memory_format=torch.channels_last)
-    discriminator = Discriminator(params.model.d_width, channels, image_size).to(device)
-    return spec, generator, discriminator.to(memory_format=torch.channels_last)
-
-
-def train_gan(params: Params, paths: TrainPaths) -> dict:
-    """Train, logging to dvclive in ``paths.results``; returns the final statistics."""
-    from dvclive import Live
-
+def build_trainer(params: Params, channels: int, image_size: int, device: torch.device) -> tuple[GeneratorSpec, GANTrainer]:
     cfg = params.train
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
-    data = load_prepared(paths.prepared)
-    train_split = data.split("train", mmap=False)
-    images = torch.from_numpy(train_split.images).to(device)
-    steps_per_epoch = len(images) // cfg.batch_size
-    if steps_per_epoch == 0:
-        raise ConfigError(f"train.batch_size={cfg.batch_size} exceeds the {len(images)} training images; lower it.")
-
-    spec, generator, discriminator = build_models(params, data.channels, data.image_size, device)
+    spec = GeneratorSpec(z_dim=params.model.z_dim, width=params.model.g_width, channels=channels, image_size=image_size)
+    generator = build_generator(spec).to(device).to(memory_format=torch.channels_last)
+    discriminator = Discriminator(params.model.d_width, channels, image_size).to(device).to(memory_format=torch.channels_last)
     betas = (cfg.beta1, cfg.beta2)
     trainer = GANTrainer(
         generator=generator,
@@ -101,43 +97,111 @@ def train_gan(params: Params, paths: TrainPaths) -> dict:
         z_dim=spec.z_dim,
         rng=torch.Generator(device=device).manual_seed(cfg.seed),
     )
-    fixed_z = noise(GRID_SAMPLES, spec.z_dim, cfg.seed)
+    return spec, trainer
+
+
+def run_identity(params: Params, train_images: np.ndarray) -> dict[str, Any]:
+    """What determines the weights a run ends with: model, optimisation and data."""
+    digest = hashlib.sha256(np.ascontiguousarray(train_images).data).hexdigest()
+    return {
+        "model": params.model.model_dump(),
+        "train": {k: v for k, v in params.train.model_dump().items() if k not in NOT_TRAJECTORY},
+        "data": {"train_images_sha256": digest, "shape": list(train_images.shape)},
+    }
+
+
+def train_gan(params: Params, paths: TrainPaths) -> dict:
+    """Train (or resume), logging to dvclive in ``paths.results``; returns the last statistics."""
+    cfg = params.train
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    data = load_prepared(paths.prepared)
+    train_images = data.split("train", mmap=False).images
+    steps_per_epoch = len(train_images) // cfg.batch_size
+    if steps_per_epoch == 0:
+        raise ConfigError(f"train.batch_size={cfg.batch_size} exceeds the {len(train_images)} training images; lower it.")
+    images = torch.from_numpy(train_images).to(device)
+    spec, trainer = build_trainer(params, data.channels, data.image_size, device)
     fid = None
     if cfg.eval_every:
-        test_images = data.split("test").images
-        fid = FidMonitor(paths.evaluator, test_images, cfg.eval_samples, cfg.seed, spec.z_dim, device)
+        fid = FidMonitor(paths.evaluator, data.split("test").images, cfg.eval_samples, cfg.seed, spec.z_dim, device)
+    store = CheckpointStore(paths.checkpoints, keep=cfg.keep_checkpoints)
+    identity = run_identity(params, train_images)
+    resumed = store.load_resumable(identity) if cfg.resume else None
 
-    reset_directory(paths.samples)  # inputs are valid: now the previous run's grids may go
-    log.info(
-        "training on %s: %d images, %d steps/epoch, %d epochs", device, len(images), steps_per_epoch, cfg.epochs
-    )
-    last = {}
-    with Live(dir=str(paths.results), dvcyaml=False, save_dvc_exp=False, report=None) as live:
-        window = _StatWindow(device)
-        with progress_bar(cfg.epochs * steps_per_epoch, "train") as bar:
-            for epoch in range(1, cfg.epochs + 1):
-                order = torch.randperm(len(images), device=device, generator=trainer.rng)
-                for step in range(steps_per_epoch):
-                    index = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-                    real = to_model_range(images[index]).contiguous(memory_format=torch.channels_last)
-                    window.add(trainer.step(real), len(index))
-                    bar.update()
-                    global_step = (epoch - 1) * steps_per_epoch + step + 1
-                    # the epoch's last window is logged below, together with the epoch's FID
-                    if global_step % cfg.log_every == 0 and step < steps_per_epoch - 1:
-                        last = window.flush(global_step)
-                        _log_stats(live, last, epoch=global_step / steps_per_epoch)
-                        bar.set_postfix({k: f"{last[k]:.3f}" for k in STAT_NAMES})
-                last = window.flush(global_step)
-                save_grid(paths.samples / f"epoch_{epoch:04d}.png", generate_uint8(generator, fixed_z, GRID_SAMPLES, device))
-                if fid is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
-                    last["fid"] = fid.measure(generator)
-                    log.info("epoch %d: FID %.3f (%d samples)", epoch, last["fid"], len(fid.z))
-                _log_stats(live, last, epoch=epoch)
-                bar.set_postfix({k: f"{last[k]:.3f}" for k in STAT_NAMES})
+    # Every input has been read and checked: from here on, outputs may change.
+    if resumed is not None:
+        trainer.load_state_dict(resumed["trainer"])
+        first_epoch = resumed["epoch"] + 1
+    else:
+        store.clear()
+        reset_directory(paths.samples)
+        first_epoch = 1
+    fixed_z = noise(GRID_SAMPLES, spec.z_dim, cfg.seed)
+    log.info("training on %s: %d images, %d steps/epoch, epochs %d..%d", device, len(images), steps_per_epoch, first_epoch, cfg.epochs)
 
-    save_generator(paths.generator, generator, spec, data.classes, params.model_dump())
+    last: dict[str, Any] = dict(resumed["last"]) if resumed else {}
+    live = open_live(paths.results, resumed)
+    bar = progress_bar(cfg.epochs * steps_per_epoch, "train", initial=(first_epoch - 1) * steps_per_epoch)
+    try:
+        for epoch in range(first_epoch, cfg.epochs + 1):
+            last = train_one_epoch(trainer, images, epoch, steps_per_epoch, cfg, live, bar, store)
+            save_grid(paths.samples / f"epoch_{epoch:04d}.png", generate_uint8(trainer.generator, fixed_z, GRID_SAMPLES, device))
+            if fid is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+                last["fid"] = fid.measure(trainer.generator)
+                log.info("epoch %d: FID %.3f (%d samples)", epoch, last["fid"], len(fid.z))
+            log_stats(live, last, epoch=epoch)
+            bar.set_postfix({k: f"{last[k]:.3f}" for k in STAT_NAMES})
+            if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
+                store.save(
+                    {
+                        "epoch": epoch,
+                        "global_step": epoch * steps_per_epoch,
+                        "identity": identity,
+                        "trainer": trainer.state_dict(),
+                        "last": last,
+                        "live_step": live.step,
+                        "live_summary": dict(live.summary),
+                    }
+                )
+    finally:
+        bar.close()
+        live.end()
+
+    save_generator(paths.generator, trainer.generator, spec, data.classes, params.model_dump())
     return last
+
+
+def train_one_epoch(trainer, images, epoch, steps_per_epoch, cfg, live, bar, store) -> dict[str, float]:
+    """One pass over a fresh permutation; returns the statistics of its last logging window."""
+    window = _StatWindow(images.device)
+    order = torch.randperm(len(images), device=images.device, generator=trainer.rng)
+    for step in range(steps_per_epoch):
+        index = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+        real = to_model_range(images[index]).contiguous(memory_format=torch.channels_last)
+        window.add(trainer.step(real), len(index))
+        bar.update()
+        global_step = (epoch - 1) * steps_per_epoch + step + 1
+        # the epoch's last window is logged by the caller, together with the epoch's FID
+        if global_step % cfg.log_every == 0 and step < steps_per_epoch - 1:
+            stats = check_finite(window.flush(), global_step, store)
+            log_stats(live, stats, epoch=global_step / steps_per_epoch)
+            bar.set_postfix({k: f"{stats[k]:.3f}" for k in STAT_NAMES})
+    return check_finite(window.flush(), epoch * steps_per_epoch, store)
+
+
+def check_finite(stats: dict[str, float], global_step: int, store: CheckpointStore) -> dict[str, float]:
+    """Stop at the first logging window with a NaN or infinite statistic."""
+    bad = {k: v for k, v in stats.items() if k in STAT_NAMES and not math.isfinite(v)}
+    if bad:
+        newest = store.newest()
+        good = f"the last good checkpoint is {newest}" if newest else "no checkpoint was written yet"
+        values = ", ".join(f"{k}={v:.4g}" for k, v in stats.items() if k in STAT_NAMES)
+        raise TrainingDiverged(
+            f"training diverged by step {global_step} ({values}); nothing was saved as the model and "
+            f"{good}. Lower train.lr_g / train.lr_d or try another model.loss."
+        )
+    return stats
 
 
 class _StatWindow:
@@ -154,16 +218,10 @@ class _StatWindow:
         self.steps += 1
         self.images += batch
 
-    def flush(self, global_step: int) -> dict:
+    def flush(self) -> dict[str, float]:
         means = (self.sums / max(self.steps, 1)).tolist()
         elapsed = time.perf_counter() - self.started
         stats = dict(zip(STAT_NAMES, means))
-        bad = {k: v for k, v in stats.items() if not math.isfinite(v)}
-        if bad:
-            raise TrainingDiverged(
-                f"training diverged at step {global_step}: non-finite {bad}; nothing was saved as the model. "
-                "Lower train.lr_g / train.lr_d or change model.loss."
-            )
         stats["images_per_s"] = self.images / elapsed if elapsed > 0 else float("nan")
         self.sums.zero_()
         self.steps = self.images = 0
@@ -171,7 +229,7 @@ class _StatWindow:
         return stats
 
 
-def _log_stats(live, stats: dict, epoch: float) -> None:
+def log_stats(live, stats: dict, epoch: float) -> None:
     for name, value in stats.items():
         live.log_metric(name, value)
     live.log_metric("epoch", epoch)
