@@ -189,3 +189,16 @@ def test_divergence_stops_without_saving_a_model(workdir, monkeypatch):
     assert f"the last good checkpoint is {run.checkpoints / 'epoch_0001.pt'}" in message
     assert not run.generator.exists()
     assert sorted(p.name for p in run.checkpoints.iterdir()) == ["epoch_0001.pt"]
+
+
+def test_generator_whose_weights_do_not_fit_its_config_says_what_differs(tmp_path):
+    from fashiongen.gan.artifact import GeneratorSpec, build_generator, save_generator
+
+    wide, narrow = GeneratorSpec(16, 16, 1, 28), GeneratorSpec(16, 8, 1, 28)
+    path = tmp_path / "generator.pt"
+    save_generator(path, build_generator(wide), narrow, [], {})  # config of one run, weights of another
+    with pytest.raises(CheckpointError) as info:
+        load_generator(path)
+    message = str(info.value)
+    assert "'width': 8" in message
+    assert "project.linear.weight has shape (1568, 16), the config needs (784, 16)" in message

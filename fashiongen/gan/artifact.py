@@ -82,12 +82,28 @@ def load_generator(path: Path | str, device: torch.device | str = "cpu") -> Load
     payload = _read_payload(path)
     spec = GeneratorSpec.from_dict(payload["config"], source=str(path))
     module = build_generator(spec)
-    try:
-        module.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit the saved config ({exc}).") from None
+    mismatches = state_dict_mismatches(module.state_dict(), payload["state_dict"])
+    if mismatches:
+        raise CheckpointError(
+            f"{path}: its weights do not fit its config {spec.to_dict()}: " + "; ".join(mismatches[:5])
+            + ("; ..." if len(mismatches) > 5 else "")
+            + ". The file was assembled from different runs; retrain with `dvc repro train`."
+        )
+    module.load_state_dict(payload["state_dict"])
     module.to(device).eval()
     return LoadedGenerator(module=module, spec=spec, classes=list(payload.get("classes", [])), params=payload.get("params", {}))
+
+
+def state_dict_mismatches(expected: dict, found: dict) -> list[str]:
+    """Human-readable differences between the tensors a config needs and those a file holds."""
+    problems = [f"missing {name}" for name in expected if name not in found]
+    problems += [f"unexpected {name}" for name in found if name not in expected]
+    problems += [
+        f"{name} has shape {tuple(found[name].shape)}, the config needs {tuple(tensor.shape)}"
+        for name, tensor in expected.items()
+        if name in found and tuple(found[name].shape) != tuple(tensor.shape)
+    ]
+    return problems
 
 
 def _read_payload(path: Path) -> dict[str, Any]:
