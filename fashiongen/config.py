@@ -90,6 +90,8 @@ class TrainConfig(_Section):
     checkpoint_every: int = Field(1, ge=1, description="Epochs between checkpoints (and always the last).")
     keep_checkpoints: int = Field(2, ge=1, le=1000, description="Newest checkpoints kept; older ones deleted.")
     resume: bool = Field(True, description="Continue from the newest checkpoint of the same run.")
+    amp: bool = Field(True, description="bf16 autocast for the forward passes on a GPU (no effect on CPU).")
+    compile: bool = Field(False, description="Wrap both networks with torch.compile.")
 
 
 class EvaluateConfig(_Section):

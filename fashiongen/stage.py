@@ -14,10 +14,13 @@ from typing import Callable
 
 from fashiongen.config import DEFAULT_PARAMS_PATH, Params, load_params
 from fashiongen.errors import FashionGenError
+from fashiongen.runtime import keep_freed_memory
 
 
 def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", stream=sys.stderr
+    )
     for noisy in ("dvclive", "dvc", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -25,6 +28,7 @@ def configure_logging() -> None:
 def run_stage(main: Callable[[Params], object], params_path=DEFAULT_PARAMS_PATH) -> None:
     """Load and validate params, call ``main(params)``, turn user errors into one line."""
     configure_logging()
+    keep_freed_memory()
     try:
         params = load_params(params_path)
         main(params)

@@ -61,3 +61,10 @@ def test_console_script_help_and_profile(venv_env):
         [sys.executable, "-m", "fashiongen", "profile", "tiny"], capture_output=True, text=True, env=venv_env, check=True
     ).stdout
     assert "-S data.subset=2000" in profile
+
+
+def test_cli_and_stage_runner_do_not_import_torch(venv_env):
+    """`fashiongen --help` and the params check of every stage start without loading torch."""
+    probe = "import sys, fashiongen.cli, fashiongen.stage, fashiongen.config; print(sorted(m for m in ('torch', 'dvclive', 'torchmetrics') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=venv_env, check=True)
+    assert result.stdout.strip() == "[]"

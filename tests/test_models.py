@@ -36,3 +36,24 @@ def test_evaluator_outputs(size, channels):
     features, logits = model.features_and_logits(torch.randn(4, channels, size, size))
     assert features.shape == (4, 32) and logits.shape == (4, 10)
     assert (features >= 0).all()  # post-ReLU features
+
+
+@pytest.mark.parametrize(("channels", "bias"), [(1, True), (3, False)])
+def test_patch_conv_equals_conv2d_forward_and_backward(channels, bias):
+    from torch import nn
+
+    from fashiongen.models.layers import PatchConv2d
+
+    torch.manual_seed(0)
+    reference = nn.Conv2d(channels, 16, 4, 2, 1, bias=bias)
+    patch = PatchConv2d(channels, 16, 4, 2, 1, bias=bias)
+    patch.load_state_dict(reference.state_dict())
+    x = torch.randn(5, channels, 28, 28, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_()
+    out, expected = patch(x), reference(x2)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    grad = torch.randn_like(expected)
+    out.backward(grad)
+    expected.backward(grad)
+    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(patch.weight.grad, reference.weight.grad, rtol=1e-4, atol=1e-5)

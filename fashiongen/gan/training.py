@@ -20,7 +20,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ from fashiongen.gan.checkpoints import CheckpointStore
 from fashiongen.gan.live import open_live
 from fashiongen.gan.losses import make_loss
 from fashiongen.gan.sampling import generate_uint8, noise
-from fashiongen.gan.trainer import STAT_NAMES, GANTrainer
+from fashiongen.gan.trainer import STAT_NAMES, GANTrainer, make_adam
 from fashiongen.images import save_grid, to_model_range
 from fashiongen.metrics.features import extract, load_evaluator
 from fashiongen.metrics.scores import frechet_distance
@@ -49,7 +49,8 @@ GRID_SAMPLES = 64  # 8×8 preview grid per epoch
 # train.* fields that change how a run is watched or where it runs, not its weights:
 # a checkpoint written under other values of these is still resumable.
 NOT_TRAJECTORY = frozenset(
-    {"epochs", "device", "log_every", "eval_every", "eval_samples", "checkpoint_every", "keep_checkpoints", "resume"}
+    {"epochs", "device", "log_every", "eval_every", "eval_samples", "checkpoint_every", "keep_checkpoints", "resume",
+     "amp", "compile"}
 )
 
 
@@ -92,12 +93,21 @@ def build_trainer(params: Params, channels: int, image_size: int, device: torch.
         generator=generator,
         discriminator=discriminator,
         loss=make_loss(params.model.loss),
-        opt_g=torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=betas),
-        opt_d=torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d, betas=betas),
+        opt_g=make_adam(generator.parameters(), lr=cfg.lr_g, betas=betas),
+        opt_d=make_adam(discriminator.parameters(), lr=cfg.lr_d, betas=betas),
         z_dim=spec.z_dim,
         rng=torch.Generator(device=device).manual_seed(cfg.seed),
+        amp_dtype=torch.bfloat16 if cfg.amp and device.type == "cuda" else None,
+        compile=cfg.compile,
     )
     return spec, trainer
+
+
+def batches(images: torch.Tensor, batch_size: int, rng: torch.Generator) -> Iterator[torch.Tensor]:
+    """Full batches of one epoch in [-1, 1], channels-last, drawn by index from a fresh permutation."""
+    order = torch.randperm(len(images), device=images.device, generator=rng)
+    for start in range(0, len(images) - batch_size + 1, batch_size):
+        yield to_model_range(images[order[start : start + batch_size]]).contiguous(memory_format=torch.channels_last)
 
 
 def run_identity(params: Params, train_images: np.ndarray) -> dict[str, Any]:
@@ -175,11 +185,8 @@ def train_gan(params: Params, paths: TrainPaths) -> dict:
 def train_one_epoch(trainer, images, epoch, steps_per_epoch, cfg, live, bar, store) -> dict[str, float]:
     """One pass over a fresh permutation; returns the statistics of its last logging window."""
     window = _StatWindow(images.device)
-    order = torch.randperm(len(images), device=images.device, generator=trainer.rng)
-    for step in range(steps_per_epoch):
-        index = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-        real = to_model_range(images[index]).contiguous(memory_format=torch.channels_last)
-        window.add(trainer.step(real), len(index))
+    for step, real in enumerate(batches(images, cfg.batch_size, trainer.rng)):
+        window.add(trainer.step(real), len(real))
         bar.update()
         global_step = (epoch - 1) * steps_per_epoch + step + 1
         # the epoch's last window is logged by the caller, together with the epoch's FID

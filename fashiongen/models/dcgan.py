@@ -8,9 +8,14 @@ after the first). Channel counts scale with ``width`` (the textbook model is
 64/64) and halve at every doubling of resolution. 28 px (Fashion-MNIST) starts
 from 7×7; the powers of two start from 4×4.
 
-The noise projection is written as a Linear layer: a transposed convolution of
-a 1×1 input is exactly a matrix product, and the Linear form is the cheaper
-kernel on CPU.
+Two layers are written in a cheaper but equivalent form (same parameters, same
+function; tests/test_models.py checks both against the textbook layers):
+
+- the noise projection is a Linear layer: a transposed convolution of a 1×1
+  input is exactly a matrix product. Its output rows are laid out so the view
+  to a feature map is already channels-last, the layout the convolutions use;
+- the discriminator's first convolution, whose reduction is short (1 or 3
+  input channels × 4×4), is a :class:`~fashiongen.models.layers.PatchConv2d`.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import math
 
 import torch
 from torch import nn
+
+from fashiongen.models.layers import PatchConv2d
 
 SUPPORTED_SIZES = (28, 32, 64, 128)
 
@@ -44,17 +51,21 @@ def init_dcgan_weights(module: nn.Module) -> None:
 
 
 class NoiseProjection(nn.Module):
-    """Noise (B, in) -> feature map (B, C, base, base), BatchNorm + ReLU."""
+    """Noise (B, in) -> feature map (B, C, base, base), BatchNorm + ReLU.
+
+    Output unit ``(i * base + j) * C + c`` of the Linear layer is channel ``c``
+    at position ``(i, j)``: the feature map is a free view in channels-last.
+    """
 
     def __init__(self, in_features: int, channels: int, base: int):
         super().__init__()
-        self.shape = (channels, base, base)
+        self.channels, self.base = channels, base
         self.linear = nn.Linear(in_features, channels * base * base, bias=False)
         self.norm = nn.BatchNorm2d(channels)
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.linear(z).view(z.shape[0], *self.shape)
+        x = self.linear(z).view(z.shape[0], self.base, self.base, self.channels).permute(0, 3, 1, 2)
         return self.act(self.norm(x))
 
 
@@ -66,11 +77,13 @@ def _up_block(in_ch: int, out_ch: int) -> nn.Sequential:
     )
 
 
-def _down_block(in_ch: int, out_ch: int, norm: bool) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, 4, 2, 1, bias=not norm)]
+def _down_block(in_ch: int, out_ch: int, norm: bool, conv: type[nn.Conv2d] = nn.Conv2d) -> nn.Sequential:
+    layers: list[nn.Module] = [conv(in_ch, out_ch, 4, 2, 1, bias=False)]
     if norm:
         layers.append(nn.BatchNorm2d(out_ch))
-    layers.append(nn.LeakyReLU(0.2, inplace=True))
+    # in place only after a real convolution: on PatchConv2d's output (a view) an in-place op
+    # would make autograd rebuild the base tensor in the backward pass
+    layers.append(nn.LeakyReLU(0.2, inplace=conv is not PatchConv2d))
     return nn.Sequential(*layers)
 
 
@@ -101,13 +114,13 @@ class Discriminator(nn.Module):
     def __init__(self, width: int, channels: int, image_size: int):
         super().__init__()
         base, halvings = resolution_plan(image_size)
-        blocks = [_down_block(channels, width, norm=False)]
+        blocks = [_down_block(channels, width, norm=False, conv=PatchConv2d)]
         ch = width
         for _ in range(halvings - 1):
             blocks.append(_down_block(ch, ch * 2, norm=True))
             ch *= 2
         self.features = nn.Sequential(*blocks, nn.Flatten())
-        self.head = nn.Linear(ch * base * base, 1)
+        self.head = nn.Linear(ch * base * base, 1, bias=False)
         self.apply(init_dcgan_weights)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
