@@ -65,10 +65,33 @@ class EvaluatorConfig(_Section):
 class ModelConfig(_Section):
     """The GAN's architecture and objective."""
 
-    loss: Literal["bce", "lsgan"] = "bce"
+    arch: Literal["dcgan", "upsample"] = "dcgan"
+    loss: Literal["bce", "lsgan", "hinge", "wgan-gp"] = "bce"
+    gp_weight: float = Field(10.0, ge=0, le=1000, description="WGAN-GP's gradient penalty weight (wgan-gp only).")
     z_dim: int = Field(100, ge=1, le=4096)
     g_width: int = Field(64, ge=4, le=2048)
     d_width: int = Field(64, ge=4, le=2048)
+    d_norm: Literal["auto", "batch", "layer", "none"] = Field(
+        "auto", description="Normalisation in D; auto = batch for dcgan, none for upsample, layer for wgan-gp."
+    )
+    spectral_norm: bool = False
+    d_dropout: Optional[float] = Field(None, ge=0, lt=1, description="Dropout in D; null = the arch's own (0 / 0.4).")
+
+    @model_validator(mode="after")
+    def _penalty_needs_per_sample_norm(self) -> "ModelConfig":
+        if self.loss == "wgan-gp" and self.d_norm == "batch":
+            raise ValueError(
+                "model.d_norm = 'batch' with model.loss = 'wgan-gp': the gradient penalty is per image and "
+                "batch norm mixes images; set model.d_norm to 'layer', 'none' or 'auto'"
+            )
+        return self
+
+    def resolved_d_norm(self) -> str:
+        if self.d_norm != "auto":
+            return self.d_norm
+        if self.loss == "wgan-gp":
+            return "layer"
+        return "batch" if self.arch == "dcgan" else "none"
 
 
 class TrainConfig(_Section):
@@ -90,6 +113,11 @@ class TrainConfig(_Section):
     checkpoint_every: int = Field(1, ge=1, description="Epochs between checkpoints (and always the last).")
     keep_checkpoints: int = Field(2, ge=1, le=1000, description="Newest checkpoints kept; older ones deleted.")
     resume: bool = Field(True, description="Continue from the newest checkpoint of the same run.")
+    ema: float = Field(0.999, ge=0, lt=1, description="Decay of the generator's weight average; 0 = no average.")
+    d_steps: int = Field(1, ge=1, le=10, description="Discriminator updates per generator update.")
+    augment: list[Literal["color", "translation", "cutout"]] = Field(
+        default_factory=list, description="DiffAugment policies applied to real and fake images."
+    )
     amp: bool = Field(True, description="bf16 autocast for the forward passes on a GPU (no effect on CPU).")
     compile: bool = Field(False, description="Wrap both networks with torch.compile.")
 

@@ -16,6 +16,7 @@ def main(params):
             prepared=Path("data/prepared"),
             evaluator=Path("models/evaluator.pt"),
             generator=Path("models/generator.pt"),
+            best_generator=Path("models/generator_best.pt"),
             checkpoints=Path("models/checkpoints"),
             results=Path("results/train"),
         ),

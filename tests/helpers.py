@@ -64,3 +64,34 @@ def run(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None) 
     if check and result.returncode != 0:
         raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def make_prepared(root: Path, n_train: int = 192, n_test: int = 128) -> None:
+    """A prepared-data folder of blobs whose brightness depends on the class (simple to start learning)."""
+    from fashiongen.atomic import save_npy, write_json
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = np.arange(n) % 10
+        images = (rng.random((n, 1, 28, 28)) * 40 + labels[:, None, None, None] * 20).astype(np.uint8)
+        save_npy(root / f"{split}_images.npy", images)
+        save_npy(root / f"{split}_labels.npy", labels.astype(np.int64))
+    write_json(
+        root / "meta.json",
+        {"classes": [str(i) for i in range(10)], "num_classes": 10, "channels": 1, "image_size": 28,
+         "counts": {"train": n_train, "test": n_test}, "source": "synthetic", "subset": None},
+    )
+
+
+def paths(root: Path, name: str = "run"):
+    """The train stage's paths for a run kept under ``root/name``."""
+    from fashiongen.gan.training import TrainPaths
+
+    return TrainPaths(
+        prepared=root / "prepared",
+        evaluator=root / "evaluator.pt",
+        generator=root / name / "generator.pt",
+        best_generator=root / name / "generator_best.pt",
+        checkpoints=root / name / "checkpoints",
+        results=root / name / "results",
+    )

@@ -43,7 +43,9 @@ def test_unknown_section_is_named():
         ({"train": {"batch_size": 0}}, "train.batch_size", "greater than or equal to 2"),
         ({"train": {"lr_g": -1.0}}, "train.lr_g", "greater than 0"),
         ({"train": {"device": "gpu"}}, "train.device", "'auto', 'cpu' or 'cuda'"),
-        ({"model": {"loss": "wasserstein"}}, "model.loss", "'bce' or 'lsgan'"),
+        ({"model": {"loss": "wasserstein"}}, "model.loss", "'bce', 'lsgan', 'hinge' or 'wgan-gp'"),
+        ({"train": {"augment": ["rotate"]}}, "train.augment.0", "'color', 'translation' or 'cutout'"),
+        ({"train": {"ema": 1.0}}, "train.ema", "less than 1"),
         ({"data": {"subset": 5}}, "data.subset", "greater than or equal to 10"),
         ({"evaluate": {"num_samples": True}}, "evaluate.num_samples", "valid integer"),
     ],
@@ -59,6 +61,12 @@ def test_all_problems_are_reported_at_once():
     with pytest.raises(ConfigError) as info:
         parse_params({"train": {"epoch": 1, "batch_size": -1}, "model": {"z_dim": "x"}})
     assert "3 problems" in str(info.value)
+
+
+def test_gradient_penalty_with_batch_norm_is_refused():
+    with pytest.raises(ConfigError, match=r"model.d_norm = 'batch' with model.loss = 'wgan-gp'.*set model.d_norm to 'layer'"):
+        parse_params({"model": {"loss": "wgan-gp", "d_norm": "batch"}})
+    assert parse_params({"model": {"loss": "wgan-gp"}}).model.resolved_d_norm() == "layer"
 
 
 def test_cross_field_check_names_both_keys():

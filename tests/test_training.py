@@ -3,32 +3,16 @@
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
 
-from fashiongen.atomic import save_npy, write_json
 from fashiongen.config import parse_params
 from fashiongen.errors import CheckpointError
 from fashiongen.gan.artifact import load_generator
-from fashiongen.gan.training import TrainPaths, train_gan
+from fashiongen.gan.training import train_gan
 from fashiongen.metrics.features import save_evaluator
 from fashiongen.models.evaluator import Evaluator
-
-
-def make_prepared(root, n_train=192, n_test=128):
-    """Blobs whose brightness depends on the class: simple enough for a GAN to start learning."""
-    rng = np.random.default_rng(0)
-    for split, n in (("train", n_train), ("test", n_test)):
-        labels = np.arange(n) % 10
-        images = (rng.random((n, 1, 28, 28)) * 40 + labels[:, None, None, None] * 20).astype(np.uint8)
-        save_npy(root / f"{split}_images.npy", images)
-        save_npy(root / f"{split}_labels.npy", labels.astype(np.int64))
-    write_json(
-        root / "meta.json",
-        {"classes": [str(i) for i in range(10)], "num_classes": 10, "channels": 1, "image_size": 28,
-         "counts": {"train": n_train, "test": n_test}, "source": "synthetic", "subset": None},
-    )
+from helpers import make_prepared, paths
 
 
 @pytest.fixture
@@ -49,16 +33,6 @@ def tiny_params(**train):
             "data": {"subset": 100},
             "evaluate": {"num_samples": 100},
         }
-    )
-
-
-def paths(root, name="run"):
-    return TrainPaths(
-        prepared=root / "prepared",
-        evaluator=root / "evaluator.pt",
-        generator=root / name / "generator.pt",
-        checkpoints=root / name / "checkpoints",
-        results=root / name / "results",
     )
 
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from fashiongen.atomic import save_torch
 from fashiongen.errors import CheckpointError
-from fashiongen.models.dcgan import Generator
+from fashiongen.models import factory as models
 
 FORMAT = "fashiongen.generator.v1"
 
@@ -51,18 +51,22 @@ class GeneratorSpec:
 
 
 def build_generator(spec: GeneratorSpec) -> nn.Module:
-    if spec.arch != "dcgan":
-        raise CheckpointError(f"unknown generator architecture {spec.arch!r}")
-    return Generator(spec.z_dim, spec.width, spec.channels, spec.image_size)
+    try:
+        return models.build_generator(spec.arch, spec.z_dim, spec.width, spec.channels, spec.image_size)
+    except ValueError as exc:
+        raise CheckpointError(f"cannot build the generator: {exc}") from None
 
 
 def save_generator(
-    path: Path | str, generator: nn.Module, spec: GeneratorSpec, classes: list[str], params: dict
+    path: Path | str, generator: nn.Module, spec: GeneratorSpec, classes: list[str], params: dict,
+    extra: dict | None = None,
 ) -> None:
+    """Write ``generator`` (the EMA average when training kept one) with its config; ``extra`` records e.g. the epoch."""
     state = {name: tensor.detach().cpu() for name, tensor in generator.state_dict().items()}
     save_torch(
         path,
-        {"format": FORMAT, "config": spec.to_dict(), "state_dict": state, "classes": classes, "params": params},
+        {"format": FORMAT, "config": spec.to_dict(), "state_dict": state, "classes": classes, "params": params,
+         "info": extra or {}},
     )
 
 

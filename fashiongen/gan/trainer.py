@@ -14,6 +14,11 @@ What keeps the step cheap:
 - Adam runs fused where PyTorch offers it (one kernel for all parameters);
 - on a GPU the forward passes run under bf16 autocast (losses in float32), and
   ``compile=True`` hands both networks to ``torch.compile``.
+
+Options from the quality work: ``d_steps`` discriminator updates per generator
+update, WGAN-GP's gradient penalty (when the loss asks for it), DiffAugment
+(``augment``, applied to real and fake alike) and the generator EMA, updated
+after every generator update.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
+from fashiongen.gan.augment import Augment
 from fashiongen.gan.checkpoints import capture_rng, restore_rng
-from fashiongen.gan.losses import GANLoss
+from fashiongen.gan.ema import GeneratorEMA
+from fashiongen.gan.losses import GANLoss, gradient_penalty
 
 # Order of the values in the tensor a step returns.
 STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
@@ -62,21 +69,35 @@ class GANTrainer:
     rng: torch.Generator
     amp_dtype: torch.dtype | None = None  # bf16 autocast (GPU); None = full precision
     compile: bool = False
+    d_steps: int = 1
+    gp_weight: float = 10.0
+    augment: Augment | None = None
+    ema: GeneratorEMA | None = None
     _g: Callable = field(init=False, repr=False)
     _d: Callable = field(init=False, repr=False)
+    _d_updates: int = field(init=False, default=0)
+    _g_loss: torch.Tensor = field(init=False, default_factory=lambda: torch.zeros(()))  # last generator loss
 
     def __post_init__(self) -> None:
         # compiled callables for the hot path; the plain modules keep the state dicts
         self._g = torch.compile(self.generator) if self.compile else self.generator
         self._d = torch.compile(self.discriminator) if self.compile else self.discriminator
 
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator to sample, save and score: the EMA average when there is one."""
+        return self.ema.module if self.ema is not None else self.generator
+
     def state_dict(self) -> dict[str, Any]:
-        """Everything that determines the rest of training: weights, optimisers, RNGs."""
+        """Everything that determines the rest of training: weights, optimisers, EMA, RNGs."""
         return {
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "d_updates": self._d_updates,
+            "g_loss": self._g_loss.cpu(),
             "rng": capture_rng(self.rng),
         }
 
@@ -85,6 +106,10 @@ class GANTrainer:
         self.discriminator.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        self._d_updates = state["d_updates"]
+        self._g_loss = state["g_loss"]
         restore_rng(state["rng"], self.rng)
 
     def sample_noise(self, n: int, device: torch.device) -> torch.Tensor:
@@ -95,32 +120,46 @@ class GANTrainer:
             return contextlib.nullcontext()
         return torch.autocast(device.type, dtype=self.amp_dtype)
 
+    def _view(self, images: torch.Tensor) -> torch.Tensor:
+        """What the discriminator sees: the images, augmented when DiffAugment is on."""
+        return self.augment(images, self.rng) if self.augment is not None else images
+
     def step(self, real: torch.Tensor) -> torch.Tensor:
-        """One discriminator update then one generator update on the same fakes."""
+        """One discriminator update, and every ``d_steps``-th call one generator update on the same fakes."""
         z = self.sample_noise(len(real), real.device)
         with self._autocast(real.device):
             fake = self._g(z)
-            real_out = self._d(real).float()
-            fake_out = self._d(fake.detach()).float()
+            real_out = self._d(self._view(real)).float()
+            fake_out = self._d(self._view(fake.detach())).float()
         d_loss = self.loss.d_loss(real_out, fake_out)
+        if self.loss.gradient_penalty:
+            d_loss = d_loss + self.gp_weight * gradient_penalty(self._d, real, fake, self.rng)
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         self.opt_d.step()
+        self._d_updates += 1
 
-        with frozen(self.discriminator):
-            with self._autocast(real.device):
-                g_out = self._d(fake).float()
-            g_loss = self.loss.g_loss(g_out)
-            self.opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-        self.opt_g.step()
+        if self._d_updates % self.d_steps == 0:
+            self._g_loss = self._generator_update(fake)
 
         with torch.no_grad():
             return torch.stack(
                 [
                     d_loss.detach().float(),
-                    g_loss.detach().float(),
+                    self._g_loss.to(real.device),
                     self.loss.score(real_out.detach()).float().mean(),
                     self.loss.score(fake_out.detach()).float().mean(),
                 ]
             )
+
+    def _generator_update(self, fake: torch.Tensor) -> torch.Tensor:
+        with frozen(self.discriminator):
+            with self._autocast(fake.device):
+                g_out = self._d(self._view(fake)).float()
+            g_loss = self.loss.g_loss(g_out)
+            self.opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+        self.opt_g.step()
+        if self.ema is not None:
+            self.ema.update()
+        return g_loss.detach().float()

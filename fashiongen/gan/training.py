@@ -31,7 +31,9 @@ from fashiongen.data.prepared import load_prepared
 from fashiongen.device import resolve_device
 from fashiongen.errors import ConfigError, TrainingDiverged
 from fashiongen.gan.artifact import GeneratorSpec, build_generator, save_generator
+from fashiongen.gan.augment import make_augment
 from fashiongen.gan.checkpoints import CheckpointStore
+from fashiongen.gan.ema import GeneratorEMA, recompute_batchnorm
 from fashiongen.gan.live import open_live
 from fashiongen.gan.losses import make_loss
 from fashiongen.gan.sampling import generate_uint8, noise
@@ -39,7 +41,7 @@ from fashiongen.gan.trainer import STAT_NAMES, GANTrainer, make_adam
 from fashiongen.images import save_grid, to_model_range
 from fashiongen.metrics.features import extract, load_evaluator
 from fashiongen.metrics.scores import frechet_distance
-from fashiongen.models.dcgan import Discriminator
+from fashiongen.models.factory import build_discriminator
 from fashiongen.progress import progress_bar
 from fashiongen.seeding import seed_everything
 
@@ -59,6 +61,7 @@ class TrainPaths:
     prepared: Path
     evaluator: Path
     generator: Path
+    best_generator: Path  # the generator at the epoch with the lowest in-training FID
     checkpoints: Path
     results: Path  # dvclive folder; sample grids go to results/samples
 
@@ -68,7 +71,12 @@ class TrainPaths:
 
 
 class FidMonitor:
-    """Quick FID during training: fixed noise, fixed real images, the evaluator's features."""
+    """Quick FID during training: fixed noise, fixed real images, the evaluator's features.
+
+    The real images are drawn from the *training* split: the best checkpoint is
+    chosen by this FID, so it must not see the test images that the evaluate
+    stage scores it on.
+    """
 
     def __init__(self, evaluator_path: Path, real_images: np.ndarray, n: int, seed: int, z_dim: int, device):
         self.evaluator = load_evaluator(evaluator_path, device)
@@ -84,10 +92,15 @@ class FidMonitor:
 
 
 def build_trainer(params: Params, channels: int, image_size: int, device: torch.device) -> tuple[GeneratorSpec, GANTrainer]:
-    cfg = params.train
-    spec = GeneratorSpec(z_dim=params.model.z_dim, width=params.model.g_width, channels=channels, image_size=image_size)
+    cfg, model = params.train, params.model
+    spec = GeneratorSpec(
+        z_dim=model.z_dim, width=model.g_width, channels=channels, image_size=image_size, arch=model.arch
+    )
     generator = build_generator(spec).to(device).to(memory_format=torch.channels_last)
-    discriminator = Discriminator(params.model.d_width, channels, image_size).to(device).to(memory_format=torch.channels_last)
+    discriminator = build_discriminator(
+        model.arch, model.d_width, channels, image_size,
+        norm=model.resolved_d_norm(), spectral_norm=model.spectral_norm, dropout=model.d_dropout,
+    ).to(device).to(memory_format=torch.channels_last)
     betas = (cfg.beta1, cfg.beta2)
     trainer = GANTrainer(
         generator=generator,
@@ -99,6 +112,10 @@ def build_trainer(params: Params, channels: int, image_size: int, device: torch.
         rng=torch.Generator(device=device).manual_seed(cfg.seed),
         amp_dtype=torch.bfloat16 if cfg.amp and device.type == "cuda" else None,
         compile=cfg.compile,
+        d_steps=cfg.d_steps,
+        gp_weight=model.gp_weight,
+        augment=make_augment(cfg.augment),
+        ema=GeneratorEMA(generator, cfg.ema) if cfg.ema > 0 else None,
     )
     return spec, trainer
 
@@ -134,7 +151,7 @@ def train_gan(params: Params, paths: TrainPaths) -> dict:
     spec, trainer = build_trainer(params, data.channels, data.image_size, device)
     fid = None
     if cfg.eval_every:
-        fid = FidMonitor(paths.evaluator, data.split("test").images, cfg.eval_samples, cfg.seed, spec.z_dim, device)
+        fid = FidMonitor(paths.evaluator, train_images, cfg.eval_samples, cfg.seed, spec.z_dim, device)
     store = CheckpointStore(paths.checkpoints, keep=cfg.keep_checkpoints)
     identity = run_identity(params, train_images)
     resumed = store.load_resumable(identity) if cfg.resume else None
@@ -151,15 +168,21 @@ def train_gan(params: Params, paths: TrainPaths) -> dict:
     log.info("training on %s: %d images, %d steps/epoch, epochs %d..%d", device, len(images), steps_per_epoch, first_epoch, cfg.epochs)
 
     last: dict[str, Any] = dict(resumed["last"]) if resumed else {}
+    best_fid = resumed["best_fid"] if resumed else math.inf
     live = open_live(paths.results, resumed)
     bar = progress_bar(cfg.epochs * steps_per_epoch, "train", initial=(first_epoch - 1) * steps_per_epoch)
     try:
         for epoch in range(first_epoch, cfg.epochs + 1):
             last = train_one_epoch(trainer, images, epoch, steps_per_epoch, cfg, live, bar, store)
-            save_grid(paths.samples / f"epoch_{epoch:04d}.png", generate_uint8(trainer.generator, fixed_z, GRID_SAMPLES, device))
+            sampler = ready_sampler(trainer, cfg, device)
+            save_grid(paths.samples / f"epoch_{epoch:04d}.png", generate_uint8(sampler, fixed_z, GRID_SAMPLES, device))
             if fid is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
-                last["fid"] = fid.measure(trainer.generator)
+                last["fid"] = fid.measure(sampler)
                 log.info("epoch %d: FID %.3f (%d samples)", epoch, last["fid"], len(fid.z))
+                if last["fid"] < best_fid:
+                    best_fid = last["fid"]
+                    save_generator(paths.best_generator, sampler, spec, data.classes, params.model_dump(),
+                                   extra={"epoch": epoch, "fid": best_fid})
             log_stats(live, last, epoch=epoch)
             bar.set_postfix({k: f"{last[k]:.3f}" for k in STAT_NAMES})
             if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
@@ -170,6 +193,7 @@ def train_gan(params: Params, paths: TrainPaths) -> dict:
                         "identity": identity,
                         "trainer": trainer.state_dict(),
                         "last": last,
+                        "best_fid": best_fid,
                         "live_step": live.step,
                         "live_summary": dict(live.summary),
                     }
@@ -178,8 +202,19 @@ def train_gan(params: Params, paths: TrainPaths) -> dict:
         bar.close()
         live.end()
 
-    save_generator(paths.generator, trainer.generator, spec, data.classes, params.model_dump())
+    save_generator(paths.generator, ready_sampler(trainer, cfg, device), spec, data.classes, params.model_dump(),
+                   extra={"epoch": cfg.epochs})
+    if fid is None:  # without in-training FID the best generator is the last one
+        save_generator(paths.best_generator, trainer.sampler, spec, data.classes, params.model_dump(),
+                       extra={"epoch": cfg.epochs, "fid": None})
     return last
+
+
+def ready_sampler(trainer: GANTrainer, cfg, device) -> torch.nn.Module:
+    """The generator to sample now: the EMA average with its BatchNorm statistics recomputed."""
+    if trainer.ema is not None:
+        recompute_batchnorm(trainer.ema.module, trainer.z_dim, cfg.batch_size, cfg.seed, device)
+    return trainer.sampler
 
 
 def train_one_epoch(trainer, images, epoch, steps_per_epoch, cfg, live, bar, store) -> dict[str, float]:

@@ -25,7 +25,7 @@ import math
 import torch
 from torch import nn
 
-from fashiongen.models.layers import PatchConv2d
+from fashiongen.models.layers import PatchConv2d, make_norm
 
 SUPPORTED_SIZES = (28, 32, 64, 128)
 
@@ -77,13 +77,15 @@ def _up_block(in_ch: int, out_ch: int) -> nn.Sequential:
     )
 
 
-def _down_block(in_ch: int, out_ch: int, norm: bool, conv: type[nn.Conv2d] = nn.Conv2d) -> nn.Sequential:
+def _down_block(in_ch: int, out_ch: int, norm: str | None, dropout: float, conv: type[nn.Conv2d] = nn.Conv2d) -> nn.Sequential:
     layers: list[nn.Module] = [conv(in_ch, out_ch, 4, 2, 1, bias=False)]
-    if norm:
-        layers.append(nn.BatchNorm2d(out_ch))
+    if norm is not None:
+        layers.append(make_norm(norm, out_ch))
     # in place only after a real convolution: on PatchConv2d's output (a view) an in-place op
     # would make autograd rebuild the base tensor in the backward pass
     layers.append(nn.LeakyReLU(0.2, inplace=conv is not PatchConv2d))
+    if dropout:
+        layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
 
 
@@ -109,15 +111,20 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """images (B, channels, size, size) in [-1, 1] -> one logit per image (B,)."""
+    """images (B, channels, size, size) in [-1, 1] -> one logit per image (B,).
 
-    def __init__(self, width: int, channels: int, image_size: int):
+    ``norm`` is the normalisation after every convolution but the first
+    (``batch`` as in the paper, ``layer`` or ``none`` for WGAN-GP's per-sample
+    gradient penalty); ``dropout`` follows every activation.
+    """
+
+    def __init__(self, width: int, channels: int, image_size: int, norm: str = "batch", dropout: float = 0.0):
         super().__init__()
         base, halvings = resolution_plan(image_size)
-        blocks = [_down_block(channels, width, norm=False, conv=PatchConv2d)]
+        blocks = [_down_block(channels, width, norm=None, dropout=dropout, conv=PatchConv2d)]
         ch = width
         for _ in range(halvings - 1):
-            blocks.append(_down_block(ch, ch * 2, norm=True))
+            blocks.append(_down_block(ch, ch * 2, norm=norm, dropout=dropout))
             ch *= 2
         self.features = nn.Sequential(*blocks, nn.Flatten())
         self.head = nn.Linear(ch * base * base, 1, bias=False)

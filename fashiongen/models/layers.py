@@ -27,3 +27,27 @@ class PatchConv2d(nn.Conv2d):
         weight = self.weight.view(self.out_channels, -1).t()
         y = torch.addmm(self.bias, rows, weight) if self.bias is not None else rows @ weight
         return y.view(batch, out_h, out_w, self.out_channels).permute(0, 3, 1, 2)
+
+
+NORMS = ("batch", "layer", "none")
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    """``batch``: BatchNorm2d; ``layer``: GroupNorm with one group (per-sample LayerNorm over C, H, W); ``none``."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown normalisation {kind!r}; choose one of {NORMS}")
+
+
+def add_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al., 2018) on every convolution and linear weight of ``module``."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for child in list(module.modules()):
+        if isinstance(child, (nn.Conv2d, nn.Linear)):
+            spectral_norm(child)
+    return module
