@@ -38,7 +38,36 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=0, help="noise seed: same seed, same images")
     generate.add_argument("--nrow", type=_positive_int, default=None, help="images per grid row")
     generate.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    generate.add_argument("--label", help="class index or name, e.g. 7 or sneaker (model.condition: label)")
+    generate.add_argument("--like", type=Path, metavar="IMAGE",
+                          help="variations of this photo, any size/format (model.condition: encoding)")
+    generate.add_argument("--encoder", type=Path, default=Path("models/encoder.pt"),
+                          help="the encoder of the generator's experiment (with --like)")
     generate.set_defaults(run=_run_generate)
+
+    compare = commands.add_parser(
+        "compare",
+        help="gate: fail when a metric got worse than a baseline beyond tolerance",
+        description="Compare two metrics files (results/evaluate/metrics.json). Prints a Markdown table and "
+        "exits 1 when a gated metric moved the wrong way beyond its tolerance, or when the files were measured "
+        "with different rulers (evaluator or N).",
+    )
+    compare.add_argument("baseline", type=Path)
+    compare.add_argument("current", type=Path)
+    compare.add_argument("--tolerances", type=Path, help="YAML: {metric: {better: lower|higher, absolute, relative}}")
+    compare.add_argument("--allow-ruler-change", action="store_true", help="warn instead of failing on different rulers")
+    compare.set_defaults(run=_run_compare)
+
+    report = commands.add_parser(
+        "report",
+        help="write a self-contained HTML report of the workspace or of experiments",
+        description="One HTML page (images embedded): params, metrics beside the real-data floor, sample grids "
+        "through training, loss and FID curves; several --exp give a side-by-side table.",
+    )
+    report.add_argument("--exp", action="append", default=[], metavar="NAME", help="a DVC experiment (repeatable)")
+    report.add_argument("--out", type=Path, default=Path("report.html"))
+    report.add_argument("--repo", type=Path, default=Path("."), help="the DVC repository (default: here)")
+    report.set_defaults(run=_run_report)
 
     profile = commands.add_parser(
         "profile",
@@ -69,16 +98,32 @@ def _run_generate(args: argparse.Namespace) -> None:
     from fashiongen.device import resolve_device
     from fashiongen.gan.artifact import load_generator
     from fashiongen.gan.sampling import sample_uint8
+    from fashiongen.generation import generation_conditions
     from fashiongen.images import save_grid
 
     device = resolve_device(args.device)
     loaded = load_generator(args.checkpoint, device)
-    images = sample_uint8(loaded.module, args.n, loaded.spec.z_dim, args.seed, device=device)
+    cond = generation_conditions(loaded, args.n, args.label, args.like, args.encoder, device)
+    images = sample_uint8(loaded.module, args.n, loaded.spec.z_dim, args.seed, device=device, cond=cond)
     if suffix in RAW_SUFFIXES:
         save_npz(args.out, images=images.numpy())
     else:
         save_grid(args.out, images, nrow=args.nrow)
     print(f"wrote {args.n} images to {args.out}")
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from fashiongen.compare import compare, load_metrics, load_tolerances, to_markdown
+
+    comparison = compare(load_metrics(args.baseline), load_metrics(args.current), load_tolerances(args.tolerances))
+    print(to_markdown(comparison, args.allow_ruler_change))
+    return 0 if comparison.passed(args.allow_ruler_change) else 1
+
+
+def _run_report(args: argparse.Namespace) -> None:
+    from fashiongen.report import write_report
+
+    print(f"wrote {write_report(args.repo, args.exp, args.out)}")
 
 
 def _run_profile(args: argparse.Namespace) -> None:
@@ -92,8 +137,8 @@ def _run_profile(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        status = args.run(args)
     except FashionGenError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    return 0
+    return status or 0

@@ -89,9 +89,55 @@ def paths(root: Path, name: str = "run"):
 
     return TrainPaths(
         prepared=root / "prepared",
+        encodings=root / "encodings",
         evaluator=root / "evaluator.pt",
         generator=root / name / "generator.pt",
         best_generator=root / name / "generator_best.pt",
         checkpoints=root / name / "checkpoints",
         results=root / name / "results",
     )
+
+
+def chromium_executable() -> str:
+    """A Chromium-family browser for the rendering tests: Debian's chromium, or one named by the environment."""
+    import os
+    import shutil
+
+    candidates = [os.environ.get("PLAYWRIGHT_CHROMIUM_EXECUTABLE", "")]
+    candidates += [shutil.which(name) or "" for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")]
+    for candidate in candidates:
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise AssertionError(
+        "no Chromium-family browser found: install Debian's `chromium` (.ci/setup does) "
+        "or set PLAYWRIGHT_CHROMIUM_EXECUTABLE"
+    )
+
+
+def render_in_chromium(page_path: Path, screenshot: Path) -> dict:
+    """Open ``page_path`` in headless Chromium; how many images loaded, and a full-page screenshot."""
+    from playwright.sync_api import sync_playwright
+
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_executable(), args=args)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto(page_path.resolve().as_uri(), wait_until="load")
+            images = page.evaluate(
+                "Array.from(document.images).map(i => ({complete: i.complete, width: i.naturalWidth, src: i.src.slice(0, 22)}))"
+            )
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    return {"images": images}
+
+
+def make_evaluator(path: Path) -> None:
+    """A small untrained evaluator (a ruler for tests that only need one that works)."""
+    from fashiongen.metrics.features import save_evaluator
+    from fashiongen.models.evaluator import Evaluator
+
+    config = {"channels": 1, "num_classes": 10, "image_size": 28, "width": 8, "feature_dim": 16}
+    save_evaluator(path, Evaluator(**config), config, [str(i) for i in range(10)], 0.5)
