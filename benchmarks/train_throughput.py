@@ -67,7 +67,7 @@ def fashiongen_loop(args, device, compile: bool):
     images = torch.from_numpy(data.split("train", mmap=False).images).to(device)
     _, trainer = build_trainer(params, data.channels, data.image_size, device)
     stream = _forever(lambda: batches(images, args.batch_size, trainer.rng))
-    return lambda: trainer.step(next(stream))
+    return lambda: trainer.step(*next(stream))
 
 
 def reference_loop(args, device):

@@ -62,10 +62,29 @@ class EvaluatorConfig(_Section):
     seed: int = Field(0, ge=0, lt=2**32)
 
 
+class EncoderConfig(_Section):
+    """The ResNet whose encodings condition the generator (used when model.condition is encoding)."""
+
+    arch: Literal["resnet18", "resnet34", "resnet50"] = "resnet18"
+    dim: int = Field(64, ge=2, le=2048, description="Size of the encoding.")
+    weights: Literal["fashion", "imagenet"] = Field(
+        "fashion", description="fashion: trained on the training split; imagenet: torchvision's weights, fine-tuned."
+    )
+    keep_maxpool: bool = Field(True, description="false drops the stem's max-pool (4x detail, 3.6x FLOPs).")
+    epochs: int = Field(2, ge=1, le=1000)
+    batch_size: int = Field(256, ge=8, le=65536)
+    lr: float = Field(2e-3, gt=0, le=1)
+    seed: int = Field(0, ge=0, lt=2**32)
+
+
 class ModelConfig(_Section):
     """The GAN's architecture and objective."""
 
     arch: Literal["dcgan", "upsample"] = "dcgan"
+    condition: Literal["none", "label", "encoding"] = Field(
+        "none", description="Generator input: noise, noise + class embedding, or noise + encoding of a real image."
+    )
+    embed_dim: int = Field(32, ge=1, le=1024, description="Size of the class embedding (condition: label).")
     loss: Literal["bce", "lsgan", "hinge", "wgan-gp"] = "bce"
     gp_weight: float = Field(10.0, ge=0, le=1000, description="WGAN-GP's gradient penalty weight (wgan-gp only).")
     z_dim: int = Field(100, ge=1, le=4096)
@@ -113,7 +132,7 @@ class TrainConfig(_Section):
     checkpoint_every: int = Field(1, ge=1, description="Epochs between checkpoints (and always the last).")
     keep_checkpoints: int = Field(2, ge=1, le=1000, description="Newest checkpoints kept; older ones deleted.")
     resume: bool = Field(True, description="Continue from the newest checkpoint of the same run.")
-    ema: float = Field(0.999, ge=0, lt=1, description="Decay of the generator's weight average; 0 = no average.")
+    ema: float = Field(0.0, ge=0, lt=1, description="Decay of the generator's weight average; 0 = no average.")
     d_steps: int = Field(1, ge=1, le=10, description="Discriminator updates per generator update.")
     augment: list[Literal["color", "translation", "cutout"]] = Field(
         default_factory=list, description="DiffAugment policies applied to real and fake images."
@@ -132,6 +151,8 @@ class EvaluateConfig(_Section):
     kid_subset_size: int = Field(1000, ge=2, description="Capped at num_samples.")
     is_splits: int = Field(10, ge=2, le=100)
     pr_neighbours: int = Field(3, ge=1, le=100, description="k of the k-NN precision/recall.")
+    diversity_groups: int = Field(100, ge=2, le=10000, description="Conditions sampled for the diversity metric.")
+    diversity_per_group: int = Field(10, ge=2, le=1000, description="Samples per condition for the diversity metric.")
 
 
 class Params(_Section):
@@ -139,6 +160,7 @@ class Params(_Section):
 
     data: DataConfig = Field(default_factory=DataConfig)
     evaluator: EvaluatorConfig = Field(default_factory=EvaluatorConfig)
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)

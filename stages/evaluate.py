@@ -18,6 +18,7 @@ def main(params):
             generator=Path("models/generator.pt"),
             metrics=Path("results/evaluate/metrics.json"),
             samples=Path("results/evaluate/samples.png"),
+            encodings=Path("data/encodings"),
         ),
         device_name=params.train.device,
     )

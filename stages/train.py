@@ -14,6 +14,7 @@ def main(params):
         params,
         TrainPaths(
             prepared=Path("data/prepared"),
+            encodings=Path("data/encodings"),
             evaluator=Path("models/evaluator.pt"),
             generator=Path("models/generator.pt"),
             best_generator=Path("models/generator_best.pt"),

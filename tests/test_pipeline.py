@@ -18,7 +18,7 @@ from fashiongen.profiles import apply_overrides, load_profile
 from helpers import copy_pipeline, run
 
 pytestmark = pytest.mark.e2e
-STAGES = ("download", "preprocess", "train_evaluator", "train", "evaluate")
+STAGES = ("download", "preprocess", "train_evaluator", "train_encoder", "encode", "train", "evaluate")
 
 
 def dvc(repo, *args, env):
@@ -81,8 +81,11 @@ def test_dvc_shows_metrics_and_plots(tiny_repo, venv_env):
     assert "fid" in workspace["results/evaluate/metrics.json"]["data"]
     assert "accuracy" in workspace["results/evaluator/metrics.json"]["data"]
     plots = json.loads(dvc(repo, "plots", "show", "--json", env=venv_env).stdout)
-    names = " ".join(plots["data"])
-    assert "d_loss.tsv" in names and "fid.tsv" in names and "epoch_0001.png" in names
+    assert "errors" not in plots, plots.get("errors")
+    for name in ("Losses", "D(x) and D(G(z))", "FID during training"):
+        content = json.dumps(plots["data"][name])
+        assert '"step"' in content and ("d_loss" in content or "d_real" in content or '"fid"' in content), name
+    assert "results/train/samples/epoch_0001.png" in plots["data"]
 
 
 def test_generate_from_the_trained_generator(tiny_repo, venv_env):
@@ -188,3 +191,53 @@ def test_same_params_and_seed_give_identical_metrics(tiny_repo, venv_env):
         assert f"Running stage '{stage}'" in rerun.stdout
     for name, content in before.items():
         assert (repo / name).read_bytes() == content, name
+
+
+def test_report_renders_in_headless_chromium_with_every_image(tiny_repo, venv_env, tmp_path):
+    from PIL import Image, ImageStat
+
+    from helpers import render_in_chromium
+
+    repo, _ = tiny_repo
+    run([sys.executable, "-m", "fashiongen", "report", "--out", str(tmp_path / "report.html")], repo, env=venv_env)
+    page = (tmp_path / "report.html").read_text()
+    assert "FashionGen report" in page and "fid_floor" not in page  # floors are shown beside their metric
+    rendered = render_in_chromium(tmp_path / "report.html", tmp_path / "report.png")
+    images = rendered["images"]
+    # 3 curves, grids at start and end of a 2-epoch run, the evaluated samples
+    assert len(images) == 6
+    assert all(image["complete"] and image["width"] > 0 for image in images)
+    assert all(image["src"].startswith("data:image/png;base64") for image in images)  # self-contained
+    screenshot = Image.open(tmp_path / "report.png").convert("L")
+    assert screenshot.size[1] > 900 and ImageStat.Stat(screenshot).stddev[0] > 10  # a long, non-blank page
+
+
+def test_committed_ci_baseline_passes_and_a_broken_generator_fails(tiny_repo, venv_env, tmp_path):
+    """The metric gate: the tiny profile reproduces .ci/baseline.json; an untrained generator fails on FID."""
+    import os
+
+    import torch
+
+    from fashiongen.gan.artifact import build_generator, load_generator, save_generator
+    from helpers import REPO_ROOT
+
+    repo, _ = tiny_repo
+    gate = [sys.executable, "-m", "fashiongen", "compare", str(REPO_ROOT / ".ci" / "baseline.json")]
+    tolerances = ["--tolerances", str(REPO_ROOT / ".ci" / "tolerances.yaml")]
+    passed = run([*gate, "results/evaluate/metrics.json", *tolerances], repo, check=False, env=venv_env)
+    assert passed.returncode == 0, passed.stdout
+
+    scratch = tmp_path / "broken"
+    (scratch / "models").mkdir(parents=True)
+    for name in ("stages", "fashiongen", "params.yaml"):
+        os.symlink(repo / name, scratch / name)
+    (scratch / "data").mkdir()
+    os.symlink(repo / "data" / "prepared", scratch / "data" / "prepared")
+    os.symlink(repo / "models" / "evaluator.pt", scratch / "models" / "evaluator.pt")
+    trained = load_generator(repo / "models" / "generator.pt")
+    torch.manual_seed(0)
+    save_generator(scratch / "models" / "generator.pt", build_generator(trained.spec), trained.spec, trained.classes, trained.params)
+    run([sys.executable, "stages/evaluate.py"], scratch, env=venv_env)
+    failed = run([*gate, str(scratch / "results/evaluate/metrics.json"), *tolerances], repo, check=False, env=venv_env)
+    assert failed.returncode == 1
+    assert "| fid |" in failed.stdout and "WORSE" in failed.stdout and "FAIL: fid" in failed.stdout

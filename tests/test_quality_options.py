@@ -30,7 +30,7 @@ def workdir(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "model, train",
     [
-        ({"loss": "bce"}, {}),
+        ({"loss": "bce"}, {"ema": 0.999}),
         ({"loss": "lsgan"}, {}),
         ({"loss": "hinge", "spectral_norm": True}, {}),
         ({"loss": "wgan-gp"}, {"d_steps": 2}),
@@ -38,7 +38,7 @@ def workdir(tmp_path, monkeypatch):
         ({"arch": "upsample", "loss": "hinge", "spectral_norm": True, "d_dropout": 0.2}, {}),
         ({"loss": "bce", "d_dropout": 0.3}, {"augment": ["color", "translation", "cutout"], "ema": 0.0}),
     ],
-    ids=["bce", "lsgan", "hinge-sn", "wgan-gp", "upsample-bce", "upsample-hinge-sn", "dropout-diffaugment-noema"],
+    ids=["bce-ema", "lsgan", "hinge-sn", "wgan-gp", "upsample-bce", "upsample-hinge-sn", "dropout-diffaugment-noema"],
 )
 def test_trains_without_nan(workdir, model, train):
     params = parse_params(

@@ -149,9 +149,9 @@ def test_divergence_stops_without_saving_a_model(workdir, monkeypatch):
     real_step = GANTrainer.step
     calls = {"n": 0}
 
-    def exploding_step(self, real):
+    def exploding_step(self, real, cond=None):
         calls["n"] += 1
-        stats = real_step(self, real)
+        stats = real_step(self, real, cond)
         return stats * float("nan") if calls["n"] > 8 else stats
 
     monkeypatch.setattr(GANTrainer, "step", exploding_step)

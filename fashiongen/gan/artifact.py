@@ -33,6 +33,10 @@ class GeneratorSpec:
     channels: int
     image_size: int
     arch: str = "dcgan"
+    condition: str = "none"  # none | label | encoding
+    num_classes: int = 0
+    cond_dim: int = 0  # class embedding size (label) or encoding size (encoding)
+    encoder: str | None = None  # id of the encoder whose encodings it was trained on (encoding)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -52,7 +56,10 @@ class GeneratorSpec:
 
 def build_generator(spec: GeneratorSpec) -> nn.Module:
     try:
-        return models.build_generator(spec.arch, spec.z_dim, spec.width, spec.channels, spec.image_size)
+        return models.build_generator(
+            spec.arch, spec.z_dim, spec.width, spec.channels, spec.image_size,
+            condition=spec.condition, num_classes=spec.num_classes, cond_dim=spec.cond_dim,
+        )
     except ValueError as exc:
         raise CheckpointError(f"cannot build the generator: {exc}") from None
 

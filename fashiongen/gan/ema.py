@@ -11,6 +11,7 @@ as in BigGAN).
 from __future__ import annotations
 
 import copy
+from typing import Callable
 
 import torch
 from torch import nn
@@ -47,11 +48,15 @@ class GeneratorEMA:
 
 
 @torch.no_grad()
-def recompute_batchnorm(generator: nn.Module, z_dim: int, batch_size: int, seed: int, device) -> None:
+def recompute_batchnorm(
+    generator: nn.Module, z_dim: int, batch_size: int, seed: int, device,
+    conditions: Callable[[int, torch.Generator], torch.Tensor | None] | None = None,
+) -> None:
     """Replace the BatchNorm running statistics with the average over fresh noise batches.
 
     Leaves the module in eval mode. Uses a private RNG (``seed``), so the
-    training RNGs, and hence resumption, are not affected.
+    training RNGs, and hence resumption, are not affected. A conditional
+    generator gets conditions from ``conditions(n, rng)``.
     """
     norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
@@ -64,7 +69,9 @@ def recompute_batchnorm(generator: nn.Module, z_dim: int, batch_size: int, seed:
     rng = torch.Generator().manual_seed(seed)
     generator.train()
     for _ in range(STANDING_BATCHES):
-        generator(torch.randn(batch_size, z_dim, generator=rng).to(device))
+        z = torch.randn(batch_size, z_dim, generator=rng).to(device)
+        cond = conditions(batch_size, rng) if conditions is not None else None
+        generator(z) if cond is None else generator(z, cond.to(device))
     for norm, momentum in zip(norms, momenta):
         norm.momentum = momentum
     generator.eval()

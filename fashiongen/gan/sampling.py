@@ -19,22 +19,32 @@ def noise(n: int, z_dim: int, seed: int) -> torch.Tensor:
     return torch.randn(n, z_dim, generator=generator)
 
 
+def forward(generator: nn.Module, z: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+    """``G(z)`` for an unconditional generator, ``G(z, c)`` for a conditional one."""
+    return generator(z) if cond is None else generator(z, cond)
+
+
 @torch.inference_mode()
 def generate_uint8(
-    generator: nn.Module, z: torch.Tensor, batch_size: int, device: torch.device | str = "cpu"
+    generator: nn.Module, z: torch.Tensor, batch_size: int, device: torch.device | str = "cpu",
+    cond: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Images for the noise ``z`` (uint8, N×C×H×W, on the CPU), in eval mode."""
+    """Images for the noise ``z`` (and conditions ``cond``, one per row), uint8 N×C×H×W on the CPU, in eval mode."""
     was_training = generator.training
     generator.eval()
     try:
-        chunks = [to_uint8(generator(z[i : i + batch_size].to(device))).cpu() for i in range(0, len(z), batch_size)]
+        chunks = []
+        for i in range(0, len(z), batch_size):
+            c = cond[i : i + batch_size].to(device) if cond is not None else None
+            chunks.append(to_uint8(forward(generator, z[i : i + batch_size].to(device), c)).cpu())
     finally:
         generator.train(was_training)
     return torch.cat(chunks)
 
 
 def sample_uint8(
-    generator: nn.Module, n: int, z_dim: int, seed: int, batch_size: int = 1000, device: torch.device | str = "cpu"
+    generator: nn.Module, n: int, z_dim: int, seed: int, batch_size: int = 1000, device: torch.device | str = "cpu",
+    cond: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``n`` images from fresh seeded noise."""
-    return generate_uint8(generator, noise(n, z_dim, seed), batch_size, device)
+    """``n`` images from fresh seeded noise (and the given conditions)."""
+    return generate_uint8(generator, noise(n, z_dim, seed), batch_size, device, cond)

@@ -33,14 +33,14 @@ from fashiongen.errors import ConfigError, TrainingDiverged
 from fashiongen.gan.artifact import GeneratorSpec, build_generator, save_generator
 from fashiongen.gan.augment import make_augment
 from fashiongen.gan.checkpoints import CheckpointStore
+from fashiongen.gan.conditions import Conditions, load_conditions
 from fashiongen.gan.ema import GeneratorEMA, recompute_batchnorm
 from fashiongen.gan.live import open_live
+from fashiongen.gan.monitor import FidMonitor
 from fashiongen.gan.losses import make_loss
 from fashiongen.gan.sampling import generate_uint8, noise
 from fashiongen.gan.trainer import STAT_NAMES, GANTrainer, make_adam
 from fashiongen.images import save_grid, to_model_range
-from fashiongen.metrics.features import extract, load_evaluator
-from fashiongen.metrics.scores import frechet_distance
 from fashiongen.models.factory import build_discriminator
 from fashiongen.progress import progress_bar
 from fashiongen.seeding import seed_everything
@@ -59,6 +59,7 @@ NOT_TRAJECTORY = frozenset(
 @dataclass(frozen=True)
 class TrainPaths:
     prepared: Path
+    encodings: Path  # read only when model.condition is encoding
     evaluator: Path
     generator: Path
     best_generator: Path  # the generator at the epoch with the lowest in-training FID
@@ -70,36 +71,23 @@ class TrainPaths:
         return self.results / "samples"
 
 
-class FidMonitor:
-    """Quick FID during training: fixed noise, fixed real images, the evaluator's features.
-
-    The real images are drawn from the *training* split: the best checkpoint is
-    chosen by this FID, so it must not see the test images that the evaluate
-    stage scores it on.
-    """
-
-    def __init__(self, evaluator_path: Path, real_images: np.ndarray, n: int, seed: int, z_dim: int, device):
-        self.evaluator = load_evaluator(evaluator_path, device)
-        choice = np.random.default_rng(seed).choice(len(real_images), size=min(n, len(real_images)), replace=False)
-        self.real_features, _ = extract(self.evaluator.model, real_images[np.sort(choice)], 1000, device)
-        self.z = noise(len(choice), z_dim, seed + 1)
-        self.device = device
-
-    def measure(self, generator: torch.nn.Module) -> float:
-        fakes = generate_uint8(generator, self.z, 1000, self.device)
-        fake_features, _ = extract(self.evaluator.model, fakes, 1000, self.device)
-        return frechet_distance(self.real_features, fake_features)
-
-
-def build_trainer(params: Params, channels: int, image_size: int, device: torch.device) -> tuple[GeneratorSpec, GANTrainer]:
+def build_trainer(
+    params: Params, channels: int, image_size: int, device: torch.device,
+    num_classes: int = 0, encoding_dim: int = 0, encoder: str | None = None,
+) -> tuple[GeneratorSpec, GANTrainer]:
+    """The networks, optimisers and options of ``params``; ``encoding_dim``/``encoder`` for condition encoding."""
     cfg, model = params.train, params.model
+    cond_dim = {"none": 0, "label": model.embed_dim, "encoding": encoding_dim}[model.condition]
     spec = GeneratorSpec(
-        z_dim=model.z_dim, width=model.g_width, channels=channels, image_size=image_size, arch=model.arch
+        z_dim=model.z_dim, width=model.g_width, channels=channels, image_size=image_size, arch=model.arch,
+        condition=model.condition, num_classes=num_classes if model.condition != "none" else 0, cond_dim=cond_dim,
+        encoder=encoder if model.condition == "encoding" else None,
     )
     generator = build_generator(spec).to(device).to(memory_format=torch.channels_last)
     discriminator = build_discriminator(
         model.arch, model.d_width, channels, image_size,
         norm=model.resolved_d_norm(), spectral_norm=model.spectral_norm, dropout=model.d_dropout,
+        condition=model.condition, num_classes=num_classes, cond_dim=cond_dim,
     ).to(device).to(memory_format=torch.channels_last)
     betas = (cfg.beta1, cfg.beta2)
     trainer = GANTrainer(
@@ -120,20 +108,24 @@ def build_trainer(params: Params, channels: int, image_size: int, device: torch.
     return spec, trainer
 
 
-def batches(images: torch.Tensor, batch_size: int, rng: torch.Generator) -> Iterator[torch.Tensor]:
-    """Full batches of one epoch in [-1, 1], channels-last, drawn by index from a fresh permutation."""
+def batches(
+    images: torch.Tensor, batch_size: int, rng: torch.Generator, conditions: Conditions | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Full batches of one epoch, drawn by index from a fresh permutation: (images in [-1, 1], their conditions)."""
     order = torch.randperm(len(images), device=images.device, generator=rng)
     for start in range(0, len(images) - batch_size + 1, batch_size):
-        yield to_model_range(images[order[start : start + batch_size]]).contiguous(memory_format=torch.channels_last)
+        index = order[start : start + batch_size]
+        real = to_model_range(images[index]).contiguous(memory_format=torch.channels_last)
+        yield real, conditions.of(index) if conditions is not None else None
 
 
-def run_identity(params: Params, train_images: np.ndarray) -> dict[str, Any]:
-    """What determines the weights a run ends with: model, optimisation and data."""
+def run_identity(params: Params, train_images: np.ndarray, encoder: str | None) -> dict[str, Any]:
+    """What determines the weights a run ends with: model, optimisation, data and (encoding) the encoder."""
     digest = hashlib.sha256(np.ascontiguousarray(train_images).data).hexdigest()
     return {
         "model": params.model.model_dump(),
         "train": {k: v for k, v in params.train.model_dump().items() if k not in NOT_TRAJECTORY},
-        "data": {"train_images_sha256": digest, "shape": list(train_images.shape)},
+        "data": {"train_images_sha256": digest, "shape": list(train_images.shape), "encoder": encoder},
     }
 
 
@@ -148,12 +140,18 @@ def train_gan(params: Params, paths: TrainPaths) -> dict:
     if steps_per_epoch == 0:
         raise ConfigError(f"train.batch_size={cfg.batch_size} exceeds the {len(train_images)} training images; lower it.")
     images = torch.from_numpy(train_images).to(device)
-    spec, trainer = build_trainer(params, data.channels, data.image_size, device)
+    conditions = load_conditions(
+        params.model.condition, data.split("train").labels, data.num_classes, paths.encodings, device
+    )
+    spec, trainer = build_trainer(
+        params, data.channels, data.image_size, device, num_classes=data.num_classes,
+        encoding_dim=conditions.width, encoder=encodings_source(paths.encodings, params.model.condition),
+    )
     fid = None
     if cfg.eval_every:
-        fid = FidMonitor(paths.evaluator, train_images, cfg.eval_samples, cfg.seed, spec.z_dim, device)
+        fid = FidMonitor(paths.evaluator, train_images, conditions, cfg.eval_samples, cfg.seed, spec.z_dim, device)
     store = CheckpointStore(paths.checkpoints, keep=cfg.keep_checkpoints)
-    identity = run_identity(params, train_images)
+    identity = run_identity(params, train_images, spec.encoder)
     resumed = store.load_resumable(identity) if cfg.resume else None
 
     # Every input has been read and checked: from here on, outputs may change.
@@ -164,18 +162,21 @@ def train_gan(params: Params, paths: TrainPaths) -> dict:
         store.clear()
         reset_directory(paths.samples)
         first_epoch = 1
-    fixed_z = noise(GRID_SAMPLES, spec.z_dim, cfg.seed)
+    fixed_z, fixed_cond = noise(GRID_SAMPLES, spec.z_dim, cfg.seed), conditions.grid(GRID_SAMPLES)
     log.info("training on %s: %d images, %d steps/epoch, epochs %d..%d", device, len(images), steps_per_epoch, first_epoch, cfg.epochs)
 
     last: dict[str, Any] = dict(resumed["last"]) if resumed else {}
     best_fid = resumed["best_fid"] if resumed else math.inf
+    # wall time of the whole training, across resumes: what `dvc exp show` compares budgets by
+    wall_before, started = float(last.get("train_wall_s", 0.0)), time.perf_counter()
     live = open_live(paths.results, resumed)
     bar = progress_bar(cfg.epochs * steps_per_epoch, "train", initial=(first_epoch - 1) * steps_per_epoch)
     try:
         for epoch in range(first_epoch, cfg.epochs + 1):
-            last = train_one_epoch(trainer, images, epoch, steps_per_epoch, cfg, live, bar, store)
-            sampler = ready_sampler(trainer, cfg, device)
-            save_grid(paths.samples / f"epoch_{epoch:04d}.png", generate_uint8(sampler, fixed_z, GRID_SAMPLES, device))
+            last = train_one_epoch(trainer, images, conditions, epoch, steps_per_epoch, cfg, live, bar, store)
+            sampler = ready_sampler(trainer, conditions, cfg, device)
+            grid = generate_uint8(sampler, fixed_z, GRID_SAMPLES, device, fixed_cond)
+            save_grid(paths.samples / f"epoch_{epoch:04d}.png", grid)
             if fid is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
                 last["fid"] = fid.measure(sampler)
                 log.info("epoch %d: FID %.3f (%d samples)", epoch, last["fid"], len(fid.z))
@@ -183,6 +184,7 @@ def train_gan(params: Params, paths: TrainPaths) -> dict:
                     best_fid = last["fid"]
                     save_generator(paths.best_generator, sampler, spec, data.classes, params.model_dump(),
                                    extra={"epoch": epoch, "fid": best_fid})
+            last["train_wall_s"] = wall_before + time.perf_counter() - started
             log_stats(live, last, epoch=epoch)
             bar.set_postfix({k: f"{last[k]:.3f}" for k in STAT_NAMES})
             if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
@@ -202,7 +204,7 @@ def train_gan(params: Params, paths: TrainPaths) -> dict:
         bar.close()
         live.end()
 
-    save_generator(paths.generator, ready_sampler(trainer, cfg, device), spec, data.classes, params.model_dump(),
+    save_generator(paths.generator, ready_sampler(trainer, conditions, cfg, device), spec, data.classes, params.model_dump(),
                    extra={"epoch": cfg.epochs})
     if fid is None:  # without in-training FID the best generator is the last one
         save_generator(paths.best_generator, trainer.sampler, spec, data.classes, params.model_dump(),
@@ -210,18 +212,27 @@ def train_gan(params: Params, paths: TrainPaths) -> dict:
     return last
 
 
-def ready_sampler(trainer: GANTrainer, cfg, device) -> torch.nn.Module:
+def ready_sampler(trainer: GANTrainer, conditions: Conditions, cfg, device) -> torch.nn.Module:
     """The generator to sample now: the EMA average with its BatchNorm statistics recomputed."""
     if trainer.ema is not None:
-        recompute_batchnorm(trainer.ema.module, trainer.z_dim, cfg.batch_size, cfg.seed, device)
+        recompute_batchnorm(trainer.ema.module, trainer.z_dim, cfg.batch_size, cfg.seed, device, conditions.sample)
     return trainer.sampler
 
 
-def train_one_epoch(trainer, images, epoch, steps_per_epoch, cfg, live, bar, store) -> dict[str, float]:
+def encodings_source(encodings_dir: Path, condition: str) -> str | None:
+    """The id of the encoder behind ``data/encodings`` (recorded in encoding generators)."""
+    if condition != "encoding":
+        return None
+    from fashiongen.encoding import encodings_meta
+
+    return encodings_meta(encodings_dir)["encoder"]
+
+
+def train_one_epoch(trainer, images, conditions, epoch, steps_per_epoch, cfg, live, bar, store) -> dict[str, float]:
     """One pass over a fresh permutation; returns the statistics of its last logging window."""
     window = _StatWindow(images.device)
-    for step, real in enumerate(batches(images, cfg.batch_size, trainer.rng)):
-        window.add(trainer.step(real), len(real))
+    for step, (real, cond) in enumerate(batches(images, cfg.batch_size, trainer.rng, conditions)):
+        window.add(trainer.step(real, cond), len(real))
         bar.update()
         global_step = (epoch - 1) * steps_per_epoch + step + 1
         # the epoch's last window is logged by the caller, together with the epoch's FID

@@ -44,13 +44,16 @@ def build_evaluator(config: dict[str, Any]) -> Evaluator:
     )
 
 
-def save_evaluator(path: Path | str, model: Evaluator, config: dict, classes: list[str], accuracy: float) -> str:
+def save_evaluator(
+    path: Path | str, model: Evaluator, config: dict, classes: list[str], accuracy: float, recipe: str = "unrecorded"
+) -> str:
     """Write the evaluator; returns its id (``evaluator-<first 16 hex of the digest>``)."""
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     ruler = f"evaluator-{state_dict_digest(state)[:16]}"
     save_torch(
         path,
-        {"format": FORMAT, "config": config, "state_dict": state, "classes": classes, "accuracy": accuracy, "id": ruler},
+        {"format": FORMAT, "config": config, "state_dict": state, "classes": classes, "accuracy": accuracy,
+         "id": ruler, "recipe": recipe},
     )
     return ruler
 
@@ -62,6 +65,7 @@ class LoadedEvaluator:
     classes: list[str]
     accuracy: float
     id: str
+    recipe: str
 
 
 def load_evaluator(path: Path | str, device: torch.device | str = "cpu") -> LoadedEvaluator:
@@ -79,7 +83,10 @@ def load_evaluator(path: Path | str, device: torch.device | str = "cpu") -> Load
     if f"evaluator-{state_dict_digest(payload['state_dict'])[:16]}" != payload["id"]:
         raise CheckpointError(f"{path}: weights do not match their recorded digest; rerun `dvc repro train_evaluator`.")
     model.to(device).eval()
-    return LoadedEvaluator(model, payload["config"], list(payload["classes"]), float(payload["accuracy"]), payload["id"])
+    return LoadedEvaluator(
+        model, payload["config"], list(payload["classes"]), float(payload["accuracy"]), payload["id"],
+        payload.get("recipe", "unrecorded"),
+    )
 
 
 @torch.inference_mode()

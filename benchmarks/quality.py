@@ -1,0 +1,129 @@
+"""Sample quality at equal wall-clock: FashionGen's defaults beside the textbook DCGAN.
+
+1. Runs FashionGen's train stage with the repository's params.yaml, as a whole
+   process, and takes its wall time T (start-up and in-training FID included).
+2. Trains the textbook DCGAN (benchmarks/textbook.py: pytorch/examples' recipe,
+   BCE, Adam 2e-4/0.5, no EMA, torchvision DataLoader) in another process for
+   the same T seconds, counted from after its imports (so it gets slightly more).
+3. Scores both generators with the evaluate stage's own code: same evaluator,
+   same N real test images, same seed.
+
+Needs the pipeline's data and evaluator: run ``dvc repro train_evaluator`` first.
+
+    python benchmarks/quality.py --json docs/quality_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from common import REPO_ROOT, git_revision, machine, write_json
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--seconds", type=float, help="skip FashionGen's run and give the textbook this budget")
+    parser.add_argument("--ours", type=Path, metavar="GENERATOR",
+                        help="with --seconds: score this already trained generator (e.g. models/generator.pt of a "
+                        "`dvc repro` whose train stage took --seconds) instead of training one here")
+    parser.add_argument("--textbook-worker", metavar="OUT", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def run_fashiongen(scratch: Path) -> tuple[float, Path]:
+    """The train stage with the repository's params, in a scratch copy of the pipeline's inputs."""
+    for name in ("stages", "fashiongen", "params.yaml"):
+        os.symlink(REPO_ROOT / name, scratch / name)
+    (scratch / "data").mkdir()
+    for folder in ("prepared", "encodings"):
+        os.symlink(REPO_ROOT / "data" / folder, scratch / "data" / folder)
+    (scratch / "models").mkdir()
+    os.symlink(REPO_ROOT / "models" / "evaluator.pt", scratch / "models" / "evaluator.pt")
+    start = time.perf_counter()
+    with open(scratch / "train.log", "w") as log:
+        subprocess.run([sys.executable, "stages/train.py"], cwd=scratch, stdout=log, stderr=subprocess.STDOUT, check=True)
+    return time.perf_counter() - start, scratch / "models" / "generator.pt"
+
+
+def textbook_worker(out: Path, seconds: float) -> None:
+    """Train the textbook DCGAN for ``seconds`` (whole iterations), save its generator."""
+    from textbook import TextbookLoop, textbook_dataloader
+
+    torch.manual_seed(0)
+    loop = TextbookLoop(ngf=64, ndf=64, device=torch.device("cpu"))
+    loader = textbook_dataloader(REPO_ROOT / "data" / "raw", batch_size=128)
+    start, steps, epochs = time.perf_counter(), 0, 0
+    while time.perf_counter() - start < seconds:
+        for data, _ in loader:
+            loop.step(data)
+            steps += 1
+            if time.perf_counter() - start >= seconds:
+                break
+        else:
+            epochs += 1
+    torch.save({"state_dict": loop.netG.state_dict(), "steps": steps, "images": steps * 128,
+                "seconds": time.perf_counter() - start, "full_epochs": epochs}, out)
+
+
+def score(module: torch.nn.Module, z_dim: int) -> dict:
+    from fashiongen.config import load_params
+    from fashiongen.data.prepared import load_prepared
+    from fashiongen.evaluation import score_generator
+    from fashiongen.metrics.features import load_evaluator
+
+    params = load_params(REPO_ROOT / "params.yaml")
+    data = load_prepared(REPO_ROOT / "data" / "prepared")
+    evaluator = load_evaluator(REPO_ROOT / "models" / "evaluator.pt")
+    metrics, _ = score_generator(module, z_dim, params.evaluate, data, evaluator, "cpu")
+    return metrics
+
+
+def main() -> None:
+    args = parse_args()
+    if args.textbook_worker:
+        textbook_worker(Path(args.textbook_worker), args.seconds)
+        return
+    for needed in ("data/raw/train-images-idx3-ubyte", "data/prepared/meta.json", "models/evaluator.pt"):
+        if not (REPO_ROOT / needed).exists():
+            raise SystemExit(f"{needed} is missing: run `dvc repro train_evaluator` first.")
+    from fashiongen.gan.artifact import load_generator
+    from textbook import TextbookGenerator
+
+    scratch = Path(tempfile.mkdtemp(prefix="fashiongen-quality-"))
+    result: dict = {"machine": machine(torch.device("cpu")), "revision": git_revision()}
+    if args.seconds is None:
+        seconds, generator_path = run_fashiongen(scratch)
+        ours = load_generator(generator_path)
+        result["fashiongen"] = {"train_wall_s": seconds, "params": ours.params, **score(ours.module, ours.spec.z_dim)}
+    else:
+        seconds = args.seconds
+        if args.ours:
+            ours = load_generator(args.ours)
+            result["fashiongen"] = {"train_wall_s": seconds, "generator": str(args.ours), "params": ours.params,
+                                    **score(ours.module, ours.spec.z_dim)}
+    textbook_out = scratch / "textbook.pt"
+    subprocess.run([sys.executable, __file__, "--textbook-worker", str(textbook_out), "--seconds", str(seconds)],
+                   cwd=REPO_ROOT / "benchmarks", check=True)
+    trained = torch.load(textbook_out, weights_only=True)
+    textbook = TextbookGenerator(nz=100, ngf=64)
+    textbook.load_state_dict(trained.pop("state_dict"))
+    result["textbook"] = {"train": trained, **score(textbook, textbook.nz)}
+    if "fashiongen" in result:
+        result["fid_ratio_fashiongen_over_textbook"] = result["fashiongen"]["fid"] / result["textbook"]["fid"]
+    shutil.rmtree(scratch)
+    write_json(args.json, json.loads(json.dumps(result, default=str)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Fitting an image classifier: the loop shared by the evaluator and the encoder.
+
+Both are trained the same way: the split held on the device as uint8, batches
+drawn by index from a seeded permutation, random horizontal flips, AdamW with a
+one-cycle learning-rate schedule, test accuracy after every epoch. A model
+qualifies by offering ``features_and_logits(images) -> (features, logits)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from fashiongen.data.prepared import Split
+from fashiongen.images import to_model_range
+from fashiongen.metrics.features import extract
+from fashiongen.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    epochs: int
+    batch_size: int
+    lr: float
+    seed: int
+
+
+def random_hflip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Mirror a random half of the batch (clothes stay clothes when mirrored)."""
+    flip = torch.rand(len(images), generator=generator, device=generator.device) < 0.5
+    return torch.where(flip[:, None, None, None], images.flip(3), images)
+
+
+def fit_classifier(model: nn.Module, train: Split, test: Split, settings: FitSettings, device: torch.device, name: str) -> tuple[float, float]:
+    """Train ``model`` on ``train``; returns its final (accuracy, mean cross-entropy) on ``test``."""
+    images = torch.from_numpy(train.images).to(device)
+    labels = torch.from_numpy(train.labels).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=1e-4)
+    steps_per_epoch = max(1, len(images) // settings.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=settings.lr, total_steps=settings.epochs * steps_per_epoch, pct_start=0.15
+    )
+    rng = torch.Generator(device=device).manual_seed(settings.seed)
+    accuracy = loss_value = float("nan")
+    with progress_bar(settings.epochs * steps_per_epoch, name) as bar:
+        for epoch in range(settings.epochs):
+            model.train()
+            order = torch.randperm(len(images), generator=rng, device=device)
+            for step in range(steps_per_epoch):
+                index = order[step * settings.batch_size : (step + 1) * settings.batch_size]
+                batch = random_hflip(to_model_range(images[index]), rng).contiguous(memory_format=torch.channels_last)
+                loss = F.cross_entropy(model(batch), labels[index])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                bar.update()
+            accuracy, loss_value = test_accuracy(model, test.images, test.labels, device)
+            bar.set_postfix(epoch=epoch + 1, test_acc=f"{accuracy:.4f}")
+            log.info("%s epoch %d/%d: test accuracy %.4f, test loss %.4f", name, epoch + 1, settings.epochs, accuracy, loss_value)
+    return accuracy, loss_value
+
+
+def test_accuracy(model: nn.Module, images, labels, device: torch.device) -> tuple[float, float]:
+    """Top-1 accuracy and mean cross-entropy on a labelled split."""
+    _, logits = extract(model, images, batch_size=1000, device=device)
+    target = torch.as_tensor(labels)
+    accuracy = (logits.argmax(1) == target).float().mean().item()
+    loss = F.cross_entropy(logits, target).item()
+    return accuracy, loss

@@ -1,0 +1,81 @@
+"""``fashiongen generate``: the conditions a user asks for, turned into generator input.
+
+- unconditional generators take noise only;
+- label generators take ``--label`` (an index or a class name such as
+  ``sneaker``); without it the samples cycle through the classes, one per row
+  of a grid;
+- encoding generators take ``--like IMAGE``: the image is converted like the
+  training data, encoded by the generator's own encoder, and every sample is a
+  variation of it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fashiongen.errors import ConfigError, FashionGenError
+from fashiongen.gan.artifact import LoadedGenerator
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "", name.lower())
+
+
+def resolve_label(text: str, classes: list[str]) -> int:
+    """A class index from ``7`` or ``sneaker`` (case, spaces and punctuation ignored; a unique prefix will do)."""
+    if text.strip().lstrip("-").isdigit():
+        index = int(text)
+        if not 0 <= index < len(classes):
+            raise ConfigError(f"--label {index} is out of range; this generator knows classes 0..{len(classes) - 1}.")
+        return index
+    wanted = _normalise(text)
+    names = [_normalise(name) for name in classes]
+    matches = [i for i, name in enumerate(names) if name == wanted] or [
+        i for i, name in enumerate(names) if wanted and name.startswith(wanted)
+    ]
+    if len(matches) != 1:
+        choices = ", ".join(f"{i}={name}" for i, name in enumerate(classes))
+        raise ConfigError(f"--label {text!r} names no single class; choose one of {choices}.")
+    return matches[0]
+
+
+def generation_conditions(
+    loaded: LoadedGenerator, n: int, label: str | None, like: Path | None, encoder_path: Path, device
+) -> torch.Tensor | None:
+    """The condition of each of ``n`` samples, or None for an unconditional generator."""
+    condition = loaded.spec.condition
+    if condition != "label" and label is not None:
+        raise ConfigError(f"--label needs a generator trained with model.condition: label; this one has {condition!r}.")
+    if condition != "encoding" and like is not None:
+        raise ConfigError(f"--like needs a generator trained with model.condition: encoding; this one has {condition!r}.")
+    if condition == "none":
+        return None
+    if condition == "label":
+        if label is None:
+            return torch.arange(n) % loaded.spec.num_classes
+        return torch.full((n,), resolve_label(label, loaded.classes), dtype=torch.long)
+    if like is None:
+        raise ConfigError("this generator varies a real image (model.condition: encoding); pass --like IMAGE.")
+    return encode_user_image(loaded, like, encoder_path, device).expand(n, -1)
+
+
+def encode_user_image(loaded: LoadedGenerator, image_path: Path, encoder_path: Path, device) -> torch.Tensor:
+    """The encoding (1×dim) of a user's image, converted like the generator's training images."""
+    from fashiongen.data.image_files import load_image, match_background
+    from fashiongen.encoding import encode_images, load_encoder
+
+    encoder = load_encoder(encoder_path, device)
+    if encoder.id != loaded.spec.encoder:
+        raise FashionGenError(
+            f"{encoder_path} is {encoder.id}, but the generator was trained on encodings of {loaded.spec.encoder}; "
+            "pass --encoder with the encoder of the same experiment."
+        )
+    spec = loaded.spec
+    image = load_image(image_path, spec.image_size, spec.channels)
+    dark_background = loaded.params.get("data", {}).get("source", "fashion-mnist") == "fashion-mnist"
+    image = match_background(image, dark_background)
+    return encode_images(encoder, np.ascontiguousarray(image[None]), device=device)
