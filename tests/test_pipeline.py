@@ -204,8 +204,8 @@ def test_report_renders_in_headless_chromium_with_every_image(tiny_repo, venv_en
     assert "FashionGen report" in page and "fid_floor" not in page  # floors are shown beside their metric
     rendered = render_in_chromium(tmp_path / "report.html", tmp_path / "report.png")
     images = rendered["images"]
-    # 3 curves, grids at start and end of a 2-epoch run, the evaluated samples
-    assert len(images) == 6
+    # 3 curves, grids at the start, 1/4, 1/2, 3/4 and end of a 10-epoch run, the evaluated samples
+    assert len(images) == 9
     assert all(image["complete"] and image["width"] > 0 for image in images)
     assert all(image["src"].startswith("data:image/png;base64") for image in images)  # self-contained
     screenshot = Image.open(tmp_path / "report.png").convert("L")

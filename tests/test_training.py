@@ -114,6 +114,19 @@ def test_resumed_run_ends_bit_identical_with_continuous_history(workdir):
     assert sorted(p.name for p in stopped.checkpoints.iterdir()) == ["epoch_0002.pt", "epoch_0003.pt"]
 
 
+def test_run_resumed_after_its_last_epoch_still_writes_both_generators(workdir):
+    """A finished run whose model files were removed (e.g. by a `dvc exp run` checkout) rewrites them from its checkpoint."""
+    run = paths(workdir)
+    train_gan(tiny_params(epochs=2), run)
+    final, best = weights(run), load_generator(run.best_generator)
+    run.generator.unlink()
+    run.best_generator.unlink()
+    train_gan(tiny_params(epochs=2), run)
+    assert_same_weights(weights(run), final)
+    again = load_generator(run.best_generator)
+    assert_same_weights(again.module.state_dict(), best.module.state_dict())
+
+
 def test_corrupt_newest_checkpoint_is_reported_and_the_previous_used(workdir, caplog):
     params = tiny_params(epochs=3)
     straight = paths(workdir, "straight")

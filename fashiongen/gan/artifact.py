@@ -69,7 +69,19 @@ def save_generator(
     extra: dict | None = None,
 ) -> None:
     """Write ``generator`` (the EMA average when training kept one) with its config; ``extra`` records e.g. the epoch."""
-    state = {name: tensor.detach().cpu() for name, tensor in generator.state_dict().items()}
+    save_generator_state(path, cpu_state(generator), spec, classes, params, extra)
+
+
+def cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of ``module``'s tensors (safe to keep while training goes on)."""
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in module.state_dict().items()}
+
+
+def save_generator_state(
+    path: Path | str, state: dict[str, torch.Tensor], spec: GeneratorSpec, classes: list[str], params: dict,
+    extra: dict | None = None,
+) -> None:
+    """Write a generator's tensors with its config (the format :func:`load_generator` reads)."""
     save_torch(
         path,
         {"format": FORMAT, "config": spec.to_dict(), "state_dict": state, "classes": classes, "params": params,

@@ -30,7 +30,7 @@ from fashiongen.config import Params
 from fashiongen.data.prepared import load_prepared
 from fashiongen.device import resolve_device
 from fashiongen.errors import ConfigError, TrainingDiverged
-from fashiongen.gan.artifact import GeneratorSpec, build_generator, save_generator
+from fashiongen.gan.artifact import GeneratorSpec, build_generator, cpu_state, save_generator_state
 from fashiongen.gan.augment import make_augment
 from fashiongen.gan.checkpoints import CheckpointStore
 from fashiongen.gan.conditions import Conditions, load_conditions
@@ -167,6 +167,7 @@ def train_gan(params: Params, paths: TrainPaths) -> dict:
 
     last: dict[str, Any] = dict(resumed["last"]) if resumed else {}
     best_fid = resumed["best_fid"] if resumed else math.inf
+    best = resumed.get("best") if resumed else None  # the best epoch's generator: {"state_dict", "epoch", "fid"}
     # wall time of the whole training, across resumes: what `dvc exp show` compares budgets by
     wall_before, started = float(last.get("train_wall_s", 0.0)), time.perf_counter()
     live = open_live(paths.results, resumed)
@@ -182,8 +183,7 @@ def train_gan(params: Params, paths: TrainPaths) -> dict:
                 log.info("epoch %d: FID %.3f (%d samples)", epoch, last["fid"], len(fid.z))
                 if last["fid"] < best_fid:
                     best_fid = last["fid"]
-                    save_generator(paths.best_generator, sampler, spec, data.classes, params.model_dump(),
-                                   extra={"epoch": epoch, "fid": best_fid})
+                    best = {"state_dict": cpu_state(sampler), "epoch": epoch, "fid": best_fid}
             last["train_wall_s"] = wall_before + time.perf_counter() - started
             log_stats(live, last, epoch=epoch)
             bar.set_postfix({k: f"{last[k]:.3f}" for k in STAT_NAMES})
@@ -196,6 +196,7 @@ def train_gan(params: Params, paths: TrainPaths) -> dict:
                         "trainer": trainer.state_dict(),
                         "last": last,
                         "best_fid": best_fid,
+                        "best": best,
                         "live_step": live.step,
                         "live_summary": dict(live.summary),
                     }
@@ -204,11 +205,14 @@ def train_gan(params: Params, paths: TrainPaths) -> dict:
         bar.close()
         live.end()
 
-    save_generator(paths.generator, ready_sampler(trainer, conditions, cfg, device), spec, data.classes, params.model_dump(),
-                   extra={"epoch": cfg.epochs})
-    if fid is None:  # without in-training FID the best generator is the last one
-        save_generator(paths.best_generator, trainer.sampler, spec, data.classes, params.model_dump(),
-                       extra={"epoch": cfg.epochs, "fid": None})
+    final = cpu_state(ready_sampler(trainer, conditions, cfg, device))
+    save_generator_state(paths.generator, final, spec, data.classes, params.model_dump(), extra={"epoch": cfg.epochs})
+    # Written at the end (from the checkpointed copy), so a run resumed after its last epoch still has it;
+    # without in-training FID the best generator is the last one.
+    if best is None:
+        best = {"state_dict": final, "epoch": cfg.epochs, "fid": None}
+    save_generator_state(paths.best_generator, best["state_dict"], spec, data.classes, params.model_dump(),
+                         extra={"epoch": best["epoch"], "fid": best["fid"]})
     return last
 
 
