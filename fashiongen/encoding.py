@@ -29,7 +29,7 @@ from fashiongen.config import Params
 from fashiongen.data.prepared import load_prepared
 from fashiongen.device import resolve_device
 from fashiongen.errors import CheckpointError, ConfigError, DataError
-from fashiongen.metrics.features import extract, state_dict_digest
+from fashiongen.metrics.features import extract, read_model_file, state_dict_digest
 from fashiongen.models.encoder import IMAGENET_FILES, IMAGENET_URL, Encoder, normalise_encodings
 
 log = logging.getLogger(__name__)
@@ -98,15 +98,7 @@ def train_encoder(params: Params, prepared_dir: Path, model_path: Path, metrics_
 
 
 def load_encoder(path: Path | str, device: torch.device | str = "cpu") -> LoadedEncoder:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path} does not exist; run `dvc repro train_encoder` with model.condition: encoding.")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # damaged files raise many exception types
-        raise CheckpointError(f"{path} is unreadable ({type(exc).__name__}); rerun `dvc repro train_encoder`.") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a FashionGen encoder.")
+    payload = read_model_file(path, FORMAT, "encoder", "run `dvc repro train_encoder` with model.condition: encoding")
     if not payload["trained"]:
         raise CheckpointError(f"{path}: {payload['reason']}. Set model.condition: encoding and run `dvc repro`.")
     config = payload["config"]

@@ -68,16 +68,22 @@ class LoadedEvaluator:
     recipe: str
 
 
-def load_evaluator(path: Path | str, device: torch.device | str = "cpu") -> LoadedEvaluator:
+def read_model_file(path: Path | str, expected_format: str, what: str, fix: str) -> dict[str, Any]:
+    """The dict saved at ``path``; a :class:`CheckpointError` naming the file, ``what`` it should be and ``fix``."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path} does not exist; run `dvc repro train_evaluator`.")
+        raise CheckpointError(f"{path} does not exist; {fix}.")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # damaged files raise many exception types
-        raise CheckpointError(f"{path} is unreadable ({type(exc).__name__}); rerun `dvc repro train_evaluator`.") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a FashionGen evaluator; rerun `dvc repro train_evaluator`.")
+        raise CheckpointError(f"{path} is unreadable ({type(exc).__name__}); {fix}.") from None
+    if not isinstance(payload, dict) or payload.get("format") != expected_format:
+        raise CheckpointError(f"{path} is not a FashionGen {what}; {fix}.")
+    return payload
+
+
+def load_evaluator(path: Path | str, device: torch.device | str = "cpu") -> LoadedEvaluator:
+    payload = read_model_file(path, FORMAT, "evaluator", "run `dvc repro train_evaluator`")
     model = build_evaluator(payload["config"])
     model.load_state_dict(payload["state_dict"])
     if f"evaluator-{state_dict_digest(payload['state_dict'])[:16]}" != payload["id"]:
