@@ -29,6 +29,7 @@ class FitSettings:
     batch_size: int
     lr: float
     seed: int
+    hflip: bool = True  # off for tasks a mirror changes the answer of (rotation prediction)
 
 
 def random_hflip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -54,7 +55,10 @@ def fit_classifier(model: nn.Module, train: Split, test: Split, settings: FitSet
             order = torch.randperm(len(images), generator=rng, device=device)
             for step in range(steps_per_epoch):
                 index = order[step * settings.batch_size : (step + 1) * settings.batch_size]
-                batch = random_hflip(to_model_range(images[index]), rng).contiguous(memory_format=torch.channels_last)
+                batch = to_model_range(images[index])
+                if settings.hflip:
+                    batch = random_hflip(batch, rng)
+                batch = batch.contiguous(memory_format=torch.channels_last)
                 loss = F.cross_entropy(model(batch), labels[index])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

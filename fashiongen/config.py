@@ -22,6 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from fashiongen.errors import ConfigError
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
+FASHION_MNIST_SIZE = 28
+FOLDER_SIZES = (32, 64, 128)
+DEFAULT_FOLDER_SIZE = 64
 
 
 class _Section(BaseModel):
@@ -33,7 +36,24 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Where the images come from and how much of them to use."""
 
-    source: Literal["fashion-mnist"] = "fashion-mnist"
+    source: Literal["fashion-mnist", "folder"] = Field(
+        "fashion-mnist", description="fashion-mnist, or folder: any folder of photos (data.folder)."
+    )
+    folder: Optional[str] = Field(
+        None, description="data.source folder: a folder of JPEG/PNG/WebP images, nested; subfolders name classes."
+    )
+    image_size: Optional[int] = Field(
+        None, description="Training size in px; null = the source's own (28 for fashion-mnist, 64 for folders)."
+    )
+    channels: Optional[Literal[1, 3]] = Field(
+        None, description="1 (grey) or 3 (RGB); null = the source's own (1 for fashion-mnist, 3 for folders)."
+    )
+    test_fraction: float = Field(
+        0.1, gt=0, lt=1, description="data.source folder: share of images held out as the test split."
+    )
+    workers: Optional[int] = Field(
+        None, ge=1, le=256, description="Processes that decode a folder's images; null = one per CPU core."
+    )
     local_dir: Optional[str] = Field(
         "/usr/share/datasets/fashion-mnist",
         description="Folder holding the four IDX files (.gz or not); tried before the mirrors.",
@@ -49,6 +69,32 @@ class DataConfig(_Section):
     subset: Optional[int] = Field(
         None, ge=10, description="First N images per split, class-balanced; null = all."
     )
+
+    @model_validator(mode="after")
+    def _source_settings_agree(self) -> "DataConfig":
+        if self.source == "folder" and not self.folder:
+            raise ValueError("data.source is 'folder' but data.folder is not set; set it to the folder of images")
+        if self.source == "fashion-mnist":
+            if self.image_size not in (None, FASHION_MNIST_SIZE):
+                raise ValueError(
+                    f"data.image_size={self.image_size}: Fashion-MNIST is {FASHION_MNIST_SIZE} px; "
+                    "leave it null (or use data.source: folder for other sizes)"
+                )
+            if self.channels not in (None, 1):
+                raise ValueError("data.channels=3: Fashion-MNIST is grey; leave it null or set 1")
+        elif self.image_size not in (None, *FOLDER_SIZES):
+            raise ValueError(f"data.image_size={self.image_size} is not supported for folders; use one of {FOLDER_SIZES}")
+        return self
+
+    def resolved_image_size(self) -> int:
+        if self.image_size is not None:
+            return self.image_size
+        return FASHION_MNIST_SIZE if self.source == "fashion-mnist" else DEFAULT_FOLDER_SIZE
+
+    def resolved_channels(self) -> int:
+        if self.channels is not None:
+            return self.channels
+        return 1 if self.source == "fashion-mnist" else 3
 
 
 class EvaluatorConfig(_Section):
@@ -139,6 +185,11 @@ class TrainConfig(_Section):
     )
     amp: bool = Field(True, description="bf16 autocast for the forward passes on a GPU (no effect on CPU).")
     compile: bool = Field(False, description="Wrap both networks with torch.compile.")
+    preload_max_gb: float = Field(
+        2.0, ge=0, le=1024,
+        description="Training images up to this size are loaded into (device) memory; larger sets are read "
+        "batch by batch from the memory-mapped array.",
+    )
 
 
 class EvaluateConfig(_Section):

@@ -7,7 +7,7 @@ import sys
 from tqdm.auto import tqdm
 
 
-def progress_bar(total: int, desc: str, unit: str = "step", initial: int = 0) -> tqdm:
+def progress_bar(total: int, desc: str, unit: str = "step", initial: int = 0, disable: bool = False) -> tqdm:
     """A tqdm bar; redrawn often on a terminal, every 30 s in a log file."""
     interactive = sys.stderr.isatty()
     return tqdm(
@@ -18,4 +18,5 @@ def progress_bar(total: int, desc: str, unit: str = "step", initial: int = 0) ->
         dynamic_ncols=True,
         mininterval=0.5 if interactive else 30.0,
         leave=True,
+        disable=disable,
     )

@@ -1,4 +1,4 @@
-"""DVC stage `download`: the four Fashion-MNIST IDX files, verified, into data/raw/."""
+"""DVC stage `download`: the four Fashion-MNIST IDX files, verified, or a folder's manifest, into data/raw/."""
 
 import sys
 from pathlib import Path
@@ -8,10 +8,9 @@ from fashiongen.stage import run_stage  # noqa: E402
 
 
 def main(params):
-    from fashiongen.data.fashion_mnist import fetch_fashion_mnist
+    from fashiongen.data.sources import fetch_raw
 
-    data = params.data
-    fetch_fashion_mnist(Path("data/raw"), data.local_dir, data.mirrors, data.download_timeout_s)
+    fetch_raw(params.data, Path("data/raw"))
 
 
 if __name__ == "__main__":

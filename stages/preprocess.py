@@ -8,9 +8,9 @@ from fashiongen.stage import run_stage  # noqa: E402
 
 
 def main(params):
-    from fashiongen.data.prepare import prepare_fashion_mnist
+    from fashiongen.data.sources import prepare
 
-    prepare_fashion_mnist(Path("data/raw"), Path("data/prepared"), params.data.subset)
+    prepare(params.data, Path("data/raw"), Path("data/prepared"))
 
 
 if __name__ == "__main__":

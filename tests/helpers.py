@@ -141,3 +141,42 @@ def make_evaluator(path: Path) -> None:
 
     config = {"channels": 1, "num_classes": 10, "image_size": 28, "width": 8, "feature_dim": 16}
     save_evaluator(path, Evaluator(**config), config, [str(i) for i in range(10)], 0.5)
+
+
+CLASS_COLOURS = {"bags": (200, 30, 30), "shirts": (30, 200, 30), "shoes": (30, 30, 200)}
+
+
+def make_photo_folder(root: Path, per_class: int = 20, seed: int = 0) -> Path:
+    """A folder of RGB 'photos' in three class subfolders, like a small DeepFashion.
+
+    Each class has its own colour (bags red, shirts green, shoes blue) on a
+    noisy background; sizes vary (wide, tall, small, large), formats rotate
+    through PNG and JPEG, two WebP files sit in a nested folder, one file is a
+    byte copy of another (a duplicate), ``shirts/corrupt.jpg`` is not an image,
+    and a text file and a hidden folder must be ignored.
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    sizes = [(96, 64), (64, 96), (40, 40), (150, 120), (128, 128)]
+    for name, colour in CLASS_COLOURS.items():
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            width, height = sizes[i % len(sizes)]
+            pixels = rng.integers(0, 60, (height, width, 3), dtype=np.uint8)
+            pixels[height // 4 : 3 * height // 4, width // 4 : 3 * width // 4] = colour
+            suffix = ".png" if i % 2 == 0 else ".jpg"
+            Image.fromarray(pixels).save(folder / f"{name[:-1]}_{i}{suffix}")
+    nested = root / "shoes" / "nested"
+    nested.mkdir()
+    for i in range(2):
+        pixels = np.zeros((70, 50, 3), dtype=np.uint8)
+        pixels[20:50, 10:40] = CLASS_COLOURS["shoes"]
+        Image.fromarray(pixels).save(nested / f"odd_{i}.webp")
+    shutil.copyfile(root / "bags" / "bag_0.png", root / "bags" / "bag_copy.png")
+    (root / "shirts" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    (root / "notes.txt").write_text("not an image")
+    (root / ".hidden").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(root / ".hidden" / "x.png")
+    return root

@@ -57,3 +57,17 @@ def test_patch_conv_equals_conv2d_forward_and_backward(channels, bias):
     expected.backward(grad)
     torch.testing.assert_close(x.grad, x2.grad, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(patch.weight.grad, reference.weight.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_patch_conv_takes_a_channels_last_rgb_weight():
+    """Networks are moved to channels-last; an RGB first layer's weight then is not a viewable matrix."""
+    from torch import nn
+
+    from fashiongen.models.layers import PatchConv2d
+
+    torch.manual_seed(0)
+    reference = nn.Conv2d(3, 8, 4, 2, 1).to(memory_format=torch.channels_last)
+    patch = PatchConv2d(3, 8, 4, 2, 1).to(memory_format=torch.channels_last)
+    patch.load_state_dict(reference.state_dict())
+    x = torch.randn(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(patch(x), reference(x), rtol=1e-5, atol=1e-5)

@@ -10,6 +10,7 @@ reaches a network the way the training images did.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -21,12 +22,20 @@ MAX_PIXELS = 200_000_000  # refuse decompression bombs rather than exhaust memor
 
 def load_image(path: Path | str, size: int, channels: int) -> np.ndarray:
     """``path`` as uint8 C×size×size; a :class:`DataError` naming the file when it is not a readable image."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path} does not exist.")
+    return decode_image(path, size, channels, name=str(path))
+
+
+def decode_image(source: Path | BinaryIO, size: int, channels: int, name: str) -> np.ndarray:
+    """A file or file object as uint8 C×size×size; a :class:`DataError` naming ``name`` when it does not decode."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    path = Path(path)
+    path = name
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             image.load()
             image = ImageOps.exif_transpose(image)
             converted = image.convert("L" if channels == 1 else "RGB")

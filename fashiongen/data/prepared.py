@@ -38,6 +38,11 @@ class PreparedData:
         return int(self.meta["num_classes"])
 
     @property
+    def labelled(self) -> bool:
+        """Whether the labels mean classes (Fashion-MNIST, a folder with class subfolders)."""
+        return bool(self.meta.get("labelled", True)) and self.num_classes > 1
+
+    @property
     def channels(self) -> int:
         return int(self.meta["channels"])
 

@@ -73,6 +73,8 @@ class GANTrainer:
     gp_weight: float = 10.0
     augment: Augment | None = None
     ema: GeneratorEMA | None = None
+    # called on each network after its backward pass (several processes: average the gradients)
+    grad_sync: Callable[[nn.Module], None] | None = None
     _g: Callable = field(init=False, repr=False)
     _d: Callable = field(init=False, repr=False)
     _d_updates: int = field(init=False, default=0)
@@ -146,6 +148,8 @@ class GANTrainer:
             d_loss = d_loss + self.gp_weight * gradient_penalty(lambda x: self._disc(x, cond), real, fake, self.rng)
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
+        if self.grad_sync is not None:
+            self.grad_sync(self.discriminator)
         self.opt_d.step()
         self._d_updates += 1
 
@@ -169,6 +173,8 @@ class GANTrainer:
             g_loss = self.loss.g_loss(g_out)
             self.opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
+        if self.grad_sync is not None:
+            self.grad_sync(self.generator)
         self.opt_g.step()
         if self.ema is not None:
             self.ema.update()

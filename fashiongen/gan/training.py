@@ -27,13 +27,15 @@ import torch
 
 from fashiongen.atomic import reset_directory
 from fashiongen.config import Params
+from fashiongen.data.batches import ImageSource
 from fashiongen.data.prepared import load_prepared
-from fashiongen.device import resolve_device
 from fashiongen.errors import ConfigError, TrainingDiverged
 from fashiongen.gan.artifact import GeneratorSpec, build_generator, cpu_state, save_generator_state
 from fashiongen.gan.augment import make_augment
 from fashiongen.gan.checkpoints import CheckpointStore
+from fashiongen.gan import distributed
 from fashiongen.gan.conditions import Conditions, load_conditions
+from fashiongen.gan.distributed import Ranks
 from fashiongen.gan.ema import GeneratorEMA, recompute_batchnorm
 from fashiongen.gan.live import open_live
 from fashiongen.gan.monitor import FidMonitor
@@ -52,7 +54,7 @@ GRID_SAMPLES = 64  # 8×8 preview grid per epoch
 # a checkpoint written under other values of these is still resumable.
 NOT_TRAJECTORY = frozenset(
     {"epochs", "device", "log_every", "eval_every", "eval_samples", "checkpoint_every", "keep_checkpoints", "resume",
-     "amp", "compile"}
+     "amp", "compile", "preload_max_gb"}
 )
 
 
@@ -109,13 +111,19 @@ def build_trainer(
 
 
 def batches(
-    images: torch.Tensor, batch_size: int, rng: torch.Generator, conditions: Conditions | None = None
+    images: torch.Tensor | ImageSource, batch_size: int, rng: torch.Generator, conditions: Conditions | None = None,
+    ranks: Ranks = Ranks(),
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-    """Full batches of one epoch, drawn by index from a fresh permutation: (images in [-1, 1], their conditions)."""
+    """Full batches of one epoch, drawn by index from a fresh permutation: (images in [-1, 1], their conditions).
+
+    With several processes every rank draws the same permutation (``rng`` is
+    seeded alike) and keeps its own slice of each global batch.
+    """
+    take = images.take if isinstance(images, ImageSource) else images.__getitem__
     order = torch.randperm(len(images), device=images.device, generator=rng)
     for start in range(0, len(images) - batch_size + 1, batch_size):
-        index = order[start : start + batch_size]
-        real = to_model_range(images[index]).contiguous(memory_format=torch.channels_last)
+        index = ranks.shard(order[start : start + batch_size])
+        real = to_model_range(take(index)).contiguous(memory_format=torch.channels_last)
         yield real, conditions.of(index) if conditions is not None else None
 
 
@@ -132,14 +140,27 @@ def run_identity(params: Params, train_images: np.ndarray, encoder: str | None) 
 def train_gan(params: Params, paths: TrainPaths) -> dict:
     """Train (or resume), logging to dvclive in ``paths.results``; returns the last statistics."""
     cfg = params.train
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    ranks, device = distributed.start(cfg.device, cfg.batch_size)
+    try:
+        return _train_gan(params, paths, ranks, device)
+    finally:
+        distributed.stop(ranks)
+
+
+def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.device) -> dict:
+    cfg = params.train
+    seed_everything(ranks.seed(cfg.seed))
     data = load_prepared(paths.prepared)
-    train_images = data.split("train", mmap=False).images
+    train_images = data.split("train").images  # memory-mapped: ImageSource decides what to load
     steps_per_epoch = len(train_images) // cfg.batch_size
     if steps_per_epoch == 0:
         raise ConfigError(f"train.batch_size={cfg.batch_size} exceeds the {len(train_images)} training images; lower it.")
-    images = torch.from_numpy(train_images).to(device)
+    if params.model.condition == "label" and not data.labelled:
+        raise ConfigError(
+            f"model.condition is 'label' but {paths.prepared} has no class labels (a folder without class "
+            "subfolders); use model.condition none or encoding, or sort the images into one subfolder per class."
+        )
+    images = ImageSource(train_images, device, cfg.preload_max_gb)
     conditions = load_conditions(
         params.model.condition, data.split("train").labels, data.num_classes, paths.encodings, device
     )
@@ -147,34 +168,59 @@ def train_gan(params: Params, paths: TrainPaths) -> dict:
         params, data.channels, data.image_size, device, num_classes=data.num_classes,
         encoding_dim=conditions.width, encoder=encodings_source(paths.encodings, params.model.condition),
     )
+    # one process: the trainer's generator also draws the permutation (as before there were ranks);
+    # several: a shared permutation stream, and each rank its own noise
+    order_rng = trainer.rng
+    if ranks.enabled:
+        order_rng = torch.Generator(device=device).manual_seed(cfg.seed)
+        trainer.rng.manual_seed(ranks.seed(cfg.seed))
+        trainer.grad_sync = distributed.average_gradients
     fid = None
-    if cfg.eval_every:
+    if cfg.eval_every and ranks.is_main:
         fid = FidMonitor(paths.evaluator, train_images, conditions, cfg.eval_samples, cfg.seed, spec.z_dim, device)
     store = CheckpointStore(paths.checkpoints, keep=cfg.keep_checkpoints)
     identity = run_identity(params, train_images, spec.encoder)
     resumed = store.load_resumable(identity) if cfg.resume else None
+    distributed.barrier(ranks)  # every rank has read the checkpoint before rank 0 may clear it
 
     # Every input has been read and checked: from here on, outputs may change.
     if resumed is not None:
         trainer.load_state_dict(resumed["trainer"])
+        if ranks.enabled:
+            # a checkpoint of a one-process run drew its permutation from the trainer's stream
+            saved = resumed.get("order_rng")
+            order_rng.set_state(saved if saved is not None else resumed["trainer"]["rng"]["trainer"])
+            trainer.rng.manual_seed(ranks.seed(cfg.seed) + resumed["epoch"])  # fresh per-rank noise after a resume
         first_epoch = resumed["epoch"] + 1
     else:
-        store.clear()
-        reset_directory(paths.samples)
+        if ranks.is_main:
+            store.clear()
+            reset_directory(paths.samples)
         first_epoch = 1
+    if ranks.enabled:
+        distributed.broadcast_module(trainer.generator)
+        distributed.broadcast_module(trainer.discriminator)
     fixed_z, fixed_cond = noise(GRID_SAMPLES, spec.z_dim, cfg.seed), conditions.grid(GRID_SAMPLES)
-    log.info("training on %s: %d images, %d steps/epoch, epochs %d..%d", device, len(images), steps_per_epoch, first_epoch, cfg.epochs)
+    if ranks.is_main:
+        log.info("training on %s%s: %d images (%s), %d steps/epoch, epochs %d..%d", device,
+                 f" × {ranks.world_size} processes" if ranks.enabled else "", len(images),
+                 "in memory" if images.in_memory else "read per batch from the memory-mapped file",
+                 steps_per_epoch, first_epoch, cfg.epochs)
 
     last: dict[str, Any] = dict(resumed["last"]) if resumed else {}
     best_fid = resumed["best_fid"] if resumed else math.inf
     best = resumed.get("best") if resumed else None  # the best epoch's generator: {"state_dict", "epoch", "fid"}
     # wall time of the whole training, across resumes: what `dvc exp show` compares budgets by
     wall_before, started = float(last.get("train_wall_s", 0.0)), time.perf_counter()
-    live = open_live(paths.results, resumed)
-    bar = progress_bar(cfg.epochs * steps_per_epoch, "train", initial=(first_epoch - 1) * steps_per_epoch)
+    live = open_live(paths.results, resumed) if ranks.is_main else None
+    bar = progress_bar(cfg.epochs * steps_per_epoch, "train", initial=(first_epoch - 1) * steps_per_epoch,
+                       disable=not ranks.is_main)
     try:
         for epoch in range(first_epoch, cfg.epochs + 1):
-            last = train_one_epoch(trainer, images, conditions, epoch, steps_per_epoch, cfg, live, bar, store)
+            last = train_one_epoch(trainer, images, conditions, epoch, steps_per_epoch, cfg, live, bar, store,
+                                   order_rng, ranks)
+            if not ranks.is_main:
+                continue
             sampler = ready_sampler(trainer, conditions, cfg, device)
             grid = generate_uint8(sampler, fixed_z, GRID_SAMPLES, device, fixed_cond)
             save_grid(paths.samples / f"epoch_{epoch:04d}.png", grid)
@@ -199,11 +245,16 @@ def train_gan(params: Params, paths: TrainPaths) -> dict:
                         "best": best,
                         "live_step": live.step,
                         "live_summary": dict(live.summary),
+                        "order_rng": order_rng.get_state() if ranks.enabled else None,
                     }
                 )
     finally:
         bar.close()
-        live.end()
+        if live is not None:
+            live.end()
+    distributed.barrier(ranks)
+    if not ranks.is_main:
+        return last
 
     final = cpu_state(ready_sampler(trainer, conditions, cfg, device))
     save_generator_state(paths.generator, final, spec, data.classes, params.model_dump(), extra={"epoch": cfg.epochs})
@@ -232,17 +283,26 @@ def encodings_source(encodings_dir: Path, condition: str) -> str | None:
     return encodings_meta(encodings_dir)["encoder"]
 
 
-def train_one_epoch(trainer, images, conditions, epoch, steps_per_epoch, cfg, live, bar, store) -> dict[str, float]:
-    """One pass over a fresh permutation; returns the statistics of its last logging window."""
-    window = _StatWindow(images.device)
-    for step, (real, cond) in enumerate(batches(images, cfg.batch_size, trainer.rng, conditions)):
+def train_one_epoch(
+    trainer, images, conditions, epoch, steps_per_epoch, cfg, live, bar, store, order_rng=None, ranks: Ranks = Ranks(),
+) -> dict[str, float]:
+    """One pass over a fresh permutation; returns the statistics of its last logging window.
+
+    ``live`` is None on ranks other than 0; the statistics are averaged over
+    the ranks, so a divergence stops every rank at the same step.
+    """
+    window = _StatWindow(images.device, reduce=distributed.average_tensor if ranks.enabled else None,
+                         world_size=ranks.world_size)
+    order_rng = order_rng if order_rng is not None else trainer.rng
+    for step, (real, cond) in enumerate(batches(images, cfg.batch_size, order_rng, conditions, ranks)):
         window.add(trainer.step(real, cond), len(real))
         bar.update()
         global_step = (epoch - 1) * steps_per_epoch + step + 1
         # the epoch's last window is logged by the caller, together with the epoch's FID
         if global_step % cfg.log_every == 0 and step < steps_per_epoch - 1:
             stats = check_finite(window.flush(), global_step, store)
-            log_stats(live, stats, epoch=global_step / steps_per_epoch)
+            if live is not None:
+                log_stats(live, stats, epoch=global_step / steps_per_epoch)
             bar.set_postfix({k: f"{stats[k]:.3f}" for k in STAT_NAMES})
     return check_finite(window.flush(), epoch * steps_per_epoch, store)
 
@@ -264,7 +324,8 @@ def check_finite(stats: dict[str, float], global_step: int, store: CheckpointSto
 class _StatWindow:
     """Sums step statistics on the device; one host sync per flush."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, reduce=None, world_size: int = 1):
+        self.reduce, self.world_size = reduce, world_size  # several processes: average the sums over ranks
         self.sums = torch.zeros(len(STAT_NAMES), device=device)
         self.steps = 0
         self.images = 0
@@ -276,10 +337,13 @@ class _StatWindow:
         self.images += batch
 
     def flush(self) -> dict[str, float]:
-        means = (self.sums / max(self.steps, 1)).tolist()
+        means = self.sums / max(self.steps, 1)
+        if self.reduce is not None:
+            means = self.reduce(means)
         elapsed = time.perf_counter() - self.started
-        stats = dict(zip(STAT_NAMES, means))
-        stats["images_per_s"] = self.images / elapsed if elapsed > 0 else float("nan")
+        stats = dict(zip(STAT_NAMES, means.tolist()))
+        # images of all ranks per second of wall time
+        stats["images_per_s"] = self.images * self.world_size / elapsed if elapsed > 0 else float("nan")
         self.sums.zero_()
         self.steps = self.images = 0
         self.started = time.perf_counter()

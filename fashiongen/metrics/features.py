@@ -103,7 +103,7 @@ def extract(
     model.eval()
     features, logits = [], []
     for start in range(0, len(images), batch_size):
-        batch = torch.as_tensor(np.asarray(images[start : start + batch_size])).to(device)
+        batch = torch.from_numpy(np.array(images[start : start + batch_size])).to(device)  # a copy: memmaps are read-only
         feats, outs = model.features_and_logits(to_model_range(batch).contiguous(memory_format=torch.channels_last))
         features.append(feats.float().cpu())
         logits.append(outs.float().cpu())

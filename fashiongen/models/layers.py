@@ -24,7 +24,7 @@ class PatchConv2d(nn.Conv2d):
         out_h, out_w = (height + 2 * ph - kh) // sh + 1, (width + 2 * pw - kw) // sw + 1
         patches = nn.functional.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
         rows = patches.transpose(1, 2).reshape(batch * out_h * out_w, -1)  # one row per output pixel
-        weight = self.weight.view(self.out_channels, -1).t()
+        weight = self.weight.reshape(self.out_channels, -1).t()  # a copy only for a channels-last RGB weight
         y = torch.addmm(self.bias, rows, weight) if self.bias is not None else rows @ weight
         return y.view(batch, out_h, out_w, self.out_channels).permute(0, 3, 1, 2)
 

@@ -1,0 +1,200 @@
+"""Folder datasets (issue 8): scanning, splitting, parallel decoding, memory-mapped training data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fashiongen.config import parse_params
+from fashiongen.data.batches import ImageSource
+from fashiongen.data.folder import (
+    UNLABELLED_CLASS,
+    class_names,
+    is_test,
+    list_images,
+    prepare_folder,
+    read_manifest,
+    scan_folder,
+    write_manifest,
+)
+from fashiongen.data.npy_writer import NpyRowWriter
+from fashiongen.data.prepare import balanced_first_n
+from fashiongen.data.prepared import Split, load_prepared
+from fashiongen.errors import ConfigError, DataError
+from fashiongen.evaluator_training import rotation_task
+from helpers import make_photo_folder
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    return make_photo_folder(tmp_path_factory.mktemp("photos"), per_class=20)
+
+
+def test_listing_finds_nested_images_of_every_format_and_skips_others(photos):
+    paths = list_images(photos)
+    assert "shoes/nested/odd_0.webp" in paths
+    assert any(p.endswith(".jpg") for p in paths) and any(p.endswith(".png") for p in paths)
+    assert not any(p.endswith(".txt") or "/." in p or p.startswith(".") for p in paths)
+    assert paths == sorted(paths)
+
+
+def test_classes_come_from_first_level_subfolders_only_when_every_image_has_one():
+    assert class_names(["a/1.png", "b/x/2.png"]) == ["a", "b"]
+    assert class_names(["a/1.png", "2.png"]) == [UNLABELLED_CLASS]
+    assert class_names(["a/1.png", "a/2.png"]) == [UNLABELLED_CLASS]
+    assert class_names(["1.png", "2.png"]) == [UNLABELLED_CLASS]
+
+
+def test_manifest_is_byte_identical_for_an_unchanged_folder_and_changes_with_an_image(photos, tmp_path):
+    write_manifest(tmp_path / "a", scan_folder(photos))
+    write_manifest(tmp_path / "b", scan_folder(photos))
+    first = (tmp_path / "a/manifest.json").read_bytes()
+    assert first == (tmp_path / "b/manifest.json").read_bytes()
+    assert str(photos) not in first.decode()  # moving the folder retrains nothing
+    manifest = read_manifest(tmp_path / "a")
+    assert manifest.labelled and manifest.classes == ["bags", "shirts", "shoes"]
+    extra = photos / "bags" / "extra.png"
+    (photos / "bags" / "bag_0.png").rename(extra)
+    try:
+        write_manifest(tmp_path / "c", scan_folder(photos))
+    finally:
+        extra.rename(photos / "bags" / "bag_0.png")
+    assert (tmp_path / "c/manifest.json").read_bytes() != first
+
+
+def test_missing_or_empty_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="is not a folder; set data.folder"):
+        scan_folder(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match="holds no images"):
+        scan_folder(tmp_path / "empty")
+
+
+def test_split_is_by_content_so_duplicates_stay_together(photos):
+    manifest = scan_folder(photos)
+    copies = [e for e in manifest.entries if e.path in ("bags/bag_0.png", "bags/bag_copy.png")]
+    assert copies[0].sha256 == copies[1].sha256 and is_test(copies[0], 0.3) == is_test(copies[1], 0.3)
+    by_hash = {}
+    for entry in manifest.entries:
+        by_hash.setdefault(entry.sha256, set()).add(is_test(entry, 0.3))
+    assert all(len(sides) == 1 for sides in by_hash.values())
+    share = np.mean([is_test(e, 0.3) for e in manifest.entries])
+    assert 0.1 < share < 0.5
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_prepare_decodes_to_64px_rgb_skipping_and_counting_the_corrupt_file(photos, tmp_path, workers):
+    write_manifest(tmp_path / "raw", scan_folder(photos))
+    meta = prepare_folder(tmp_path / "raw", tmp_path / "prepared", photos, 64, 3, 0.3, None, workers)
+    assert meta["skipped_count"] == 1 and meta["skipped"][0]["path"] == "shirts/corrupt.jpg"
+    assert "not a readable image" in meta["skipped"][0]["reason"]
+    data = load_prepared(tmp_path / "prepared")
+    train, test = data.split("train"), data.split("test")
+    assert train.images.shape[1:] == (3, 64, 64) and train.images.dtype == np.uint8
+    assert len(train) + len(test) == sum(meta["counts"].values()) == 3 * 20 + 2 + 1  # + the nested webps and the duplicate
+    assert set(np.unique(train.labels)) == {0, 1, 2}
+    # the colour of each class survives decoding: bags red, shirts green, shoes blue
+    for label, channel in ((0, 0), (1, 1), (2, 2)):
+        mean = train.images[train.labels == label].reshape(-1, 3, 64 * 64).mean(axis=(0, 2))
+        assert mean.argmax() == channel
+
+
+def test_prepare_is_the_same_with_one_or_two_workers(photos, tmp_path):
+    write_manifest(tmp_path / "raw", scan_folder(photos))
+    prepare_folder(tmp_path / "raw", tmp_path / "one", photos, 32, 3, 0.3, None, 1)
+    prepare_folder(tmp_path / "raw", tmp_path / "two", photos, 32, 3, 0.3, None, 2)
+    for name in ("train_images.npy", "train_labels.npy", "test_images.npy", "meta.json"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+
+
+def test_a_file_changed_after_the_scan_is_skipped_not_silently_used(photos, tmp_path):
+    write_manifest(tmp_path / "raw", scan_folder(photos))
+    target = photos / "bags" / "bag_2.png"
+    original = target.read_bytes()
+    target.write_bytes(original + b"\0")
+    try:
+        meta = prepare_folder(tmp_path / "raw", tmp_path / "prepared", photos, 32, 3, 0.3, None, 1)
+    finally:
+        target.write_bytes(original)
+    assert {"path": "bags/bag_2.png", "reason": "changed since the download stage scanned the folder"} in meta["skipped"]
+
+
+def test_no_readable_image_is_an_error_and_keeps_the_previous_output(tmp_path):
+    folder = tmp_path / "junk"
+    for cls in ("a", "b"):
+        (folder / cls).mkdir(parents=True)
+        for i in range(6):
+            (folder / cls / f"{i}.jpg").write_bytes(b"not a jpeg %d" % i)
+    write_manifest(tmp_path / "raw", scan_folder(folder))
+    (tmp_path / "prepared").mkdir()
+    (tmp_path / "prepared" / "meta.json").write_text("previous")
+    with pytest.raises(DataError, match="could be read"):
+        prepare_folder(tmp_path / "raw", tmp_path / "prepared", folder, 32, 3, 0.5, None, 1)
+    assert (tmp_path / "prepared" / "meta.json").read_text() == "previous"
+
+
+def test_subset_is_class_balanced_for_folders(photos, tmp_path):
+    write_manifest(tmp_path / "raw", scan_folder(photos))
+    meta = prepare_folder(tmp_path / "raw", tmp_path / "prepared", photos, 32, 3, 0.3, 9, 1, select=balanced_first_n)
+    per_class = np.bincount(np.load(tmp_path / "prepared" / "train_labels.npy"), minlength=3).tolist()
+    assert sum(per_class) == meta["counts"]["train"]
+    # three of each class were chosen; the corrupt shirt, if among them, is skipped after the choice
+    assert per_class in ([3, 3, 3], [3, 2, 3])
+
+
+def test_row_writer_writes_a_loadable_npy_and_shrinks_when_rows_are_missing(tmp_path):
+    rows = np.arange(5 * 3 * 4 * 4, dtype=np.uint8).reshape(5, 3, 4, 4)
+    with NpyRowWriter(tmp_path / "full.npy", 5, (3, 4, 4)) as writer:
+        for row in rows:
+            writer.append(row)
+    assert np.array_equal(np.load(tmp_path / "full.npy"), rows)
+    with NpyRowWriter(tmp_path / "short.npy", 1000, (3, 4, 4)) as writer:
+        for row in rows[:3]:
+            writer.append(row)
+    loaded = np.load(tmp_path / "short.npy", mmap_mode="r")
+    assert loaded.shape == (3, 3, 4, 4) and np.array_equal(loaded, rows[:3])
+    with pytest.raises(ValueError, match="expected"):
+        with NpyRowWriter(tmp_path / "bad.npy", 2, (3, 4, 4)) as writer:
+            writer.append(rows[0, 0])
+
+
+def test_image_source_gives_the_same_batches_in_memory_and_memory_mapped(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (50, 3, 8, 8), dtype=np.uint8)
+    np.save(tmp_path / "x.npy", images)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    in_memory = ImageSource(mapped, torch.device("cpu"), preload_max_gb=1.0)
+    streamed = ImageSource(mapped, torch.device("cpu"), preload_max_gb=0.0)
+    assert in_memory.in_memory and not streamed.in_memory
+    index = torch.tensor([7, 3, 49, 0, 3])
+    assert torch.equal(in_memory.take(index), streamed.take(index))
+    assert torch.equal(streamed.take(index), torch.from_numpy(images[[7, 3, 49, 0, 3]]))
+
+
+def test_rotation_task_labels_each_turn():
+    images = np.arange(2 * 1 * 3 * 3, dtype=np.uint8).reshape(2, 1, 3, 3)
+    task = rotation_task(Split(images=images, labels=np.zeros(2, dtype=np.int64)))
+    assert task.images.shape == (8, 1, 3, 3) and task.labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert np.array_equal(task.images[2], np.rot90(images[0], 1, axes=(1, 2)))
+
+
+def test_folder_params_are_validated():
+    with pytest.raises(ConfigError, match="data.folder is not set"):
+        parse_params({"data": {"source": "folder"}})
+    with pytest.raises(ConfigError, match="Fashion-MNIST is 28 px"):
+        parse_params({"data": {"image_size": 64}})
+    with pytest.raises(ConfigError, match="not supported for folders"):
+        parse_params({"data": {"source": "folder", "folder": "x", "image_size": 100}})
+    params = parse_params({"data": {"source": "folder", "folder": "x"}})
+    assert params.data.resolved_image_size() == 64 and params.data.resolved_channels() == 3
+    assert parse_params({}).data.resolved_image_size() == 28
+
+
+def test_meta_records_the_skipped_files(photos, tmp_path):
+    write_manifest(tmp_path / "raw", scan_folder(photos))
+    prepare_folder(tmp_path / "raw", tmp_path / "prepared", photos, 32, 3, 0.3, None, 1)
+    meta = json.loads((tmp_path / "prepared" / "meta.json").read_text())
+    assert meta["labelled"] is True and meta["skipped_count"] == 1
