@@ -36,9 +36,12 @@ write_manifest(out / "raw", scan_folder(folder))
 scanned = time.perf_counter()
 meta = prepare_folder(out / "raw", out / "prepared", folder, size, 3, 0.1, None, workers)
 done = time.perf_counter()
+# VmHWM: this process's own peak (ru_maxrss would include the parent's size at fork, kept across exec)
+peak_kb = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
 print(json.dumps({{
     "scan_s": scanned - start, "decode_s": done - scanned, "counts": meta["counts"],
-    "parent_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "parent_peak_rss_mb": peak_kb / 1024,
+    # an upper bound: a worker's ru_maxrss starts from this process's size when it was forked
     "largest_worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
 }}))
 """

@@ -39,8 +39,10 @@ class DataConfig(_Section):
     source: Literal["fashion-mnist", "folder"] = Field(
         "fashion-mnist", description="fashion-mnist, or folder: any folder of photos (data.folder)."
     )
-    folder: Optional[str] = Field(
-        None, description="data.source folder: a folder of JPEG/PNG/WebP images, nested; subfolders name classes."
+    folder: str = Field(
+        "data/photos", min_length=1,
+        description="data.source folder: a folder of JPEG/PNG/WebP images, nested; subfolders name classes. "
+        "A dependency of the download stage whatever the source, so it must exist.",
     )
     image_size: Optional[int] = Field(
         None, description="Training size in px; null = the source's own (28 for fashion-mnist, 64 for folders)."
@@ -72,8 +74,6 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _source_settings_agree(self) -> "DataConfig":
-        if self.source == "folder" and not self.folder:
-            raise ValueError("data.source is 'folder' but data.folder is not set; set it to the folder of images")
         if self.source == "fashion-mnist":
             if self.image_size not in (None, FASHION_MNIST_SIZE):
                 raise ValueError(

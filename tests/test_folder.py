@@ -182,8 +182,9 @@ def test_rotation_task_labels_each_turn():
 
 
 def test_folder_params_are_validated():
-    with pytest.raises(ConfigError, match="data.folder is not set"):
-        parse_params({"data": {"source": "folder"}})
+    with pytest.raises(ConfigError, match="data.folder"):
+        parse_params({"data": {"source": "folder", "folder": ""}})
+    assert parse_params({"data": {"source": "folder"}}).data.folder == "data/photos"
     with pytest.raises(ConfigError, match="Fashion-MNIST is 28 px"):
         parse_params({"data": {"image_size": 64}})
     with pytest.raises(ConfigError, match="not supported for folders"):

@@ -95,17 +95,27 @@ def test_generate_from_the_trained_generator(tiny_repo, venv_env):
     assert images.shape == (16, 1, 28, 28) and images.dtype == np.uint8 and images.std() > 0
 
 
-def test_second_repro_reruns_nothing_but_the_source_check(tiny_repo, venv_env):
+def test_second_repro_reruns_nothing(tiny_repo, venv_env):
     repo, _ = tiny_repo
-    raw_before = {p.name: p.read_bytes() for p in (repo / "data/raw").iterdir()}
     second = dvc(repo, "repro", env=venv_env)
-    # download is always_changed (it rescans a folder source); its unchanged output stops the rest
-    assert [line for line in second.stdout.splitlines() if line.startswith("Running stage")] == [
+    assert "Running stage" not in second.stdout
+    assert "Data and pipelines are up to date." in second.stdout
+
+
+def test_a_photo_dropped_into_the_default_folder_reruns_only_the_download(tiny_repo, venv_env):
+    """data/photos is a dependency whatever the source; with Fashion-MNIST its change stops at download."""
+    repo, _ = tiny_repo
+    photo = repo / "data" / "photos" / "new.png"
+    photo.write_bytes(b"a photo")
+    try:
+        rerun = dvc(repo, "repro", env=venv_env)
+    finally:
+        photo.unlink()
+    assert [line for line in rerun.stdout.splitlines() if line.startswith("Running stage")] == [
         "Running stage 'download':"
     ]
-    for stage in STAGES[1:]:
-        assert f"Stage '{stage}' didn't change, skipping" in second.stdout, stage
-    assert {p.name: p.read_bytes() for p in (repo / "data/raw").iterdir()} == raw_before
+    assert "Stage 'preprocess' didn't change, skipping" in rerun.stdout
+    dvc(repo, "repro", env=venv_env)  # back to the committed state for the tests after this one
 
 
 def snapshot(repo):

@@ -2,11 +2,11 @@
 
 ``download`` (with ``data.source: folder``) writes ``data/raw/manifest.json``:
 every image's path relative to ``data.folder``, its size, the SHA-256 of its
-bytes and its class. The stage runs on every ``dvc repro`` (it is
-``always_changed``), and the manifest is byte-identical while the folder is, so
-DVC reruns ``preprocess`` and what follows exactly when an image was added,
-removed or edited. The folder's own location is not in the manifest: moving it
-retrains nothing.
+bytes and its class. The folder itself is a DVC dependency of the stage
+(``${data.folder}`` in dvc.yaml), so DVC reruns it when a photo is added,
+removed or edited; the manifest is byte-identical while the images are, so
+what follows reruns only when they really changed. The folder's own location
+is not in the manifest: moving it retrains nothing.
 
 Classes are the first-level subfolders when every image sits in one and there
 are at least two of them (``shirts/a.jpg``, ``shoes/2024/b.png``); otherwise the
@@ -22,9 +22,11 @@ with no readable image is an error.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import hashlib
 import io
+import itertools
 import json
 import logging
 import multiprocessing
@@ -178,15 +180,30 @@ def decode_job(job: DecodeJob) -> tuple[np.ndarray | None, str | None]:
         return None, str(exc)
 
 
-def decode_all(jobs: list[DecodeJob], workers: int) -> Iterator[tuple[np.ndarray | None, str | None]]:
-    """Results of ``jobs`` in order; ``workers`` > 1 decodes in that many processes."""
+def decode_chunk(jobs: list[DecodeJob]) -> list[tuple[np.ndarray | None, str | None]]:
+    return [decode_job(job) for job in jobs]
+
+
+def decode_all(jobs: list[DecodeJob], workers: int, chunk: int = 32) -> Iterator[tuple[np.ndarray | None, str | None]]:
+    """Results of ``jobs`` in order; ``workers`` > 1 decodes in that many processes.
+
+    At most ``4 × workers`` chunks are in flight: ``Executor.map`` submits
+    every job at once, so decoded images could pile up in memory whenever the
+    writer fell behind (a slow disk); this way memory is bounded whatever N is.
+    """
     if workers <= 1 or len(jobs) < 2:
         yield from map(decode_job, jobs)
         return
+    chunks = (jobs[i : i + chunk] for i in range(0, len(jobs), chunk))
     # spawn: the workers start clean (no inherited threads or locks from the parent)
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        yield from pool.map(decode_job, jobs, chunksize=max(1, min(64, len(jobs) // (workers * 8))))
+        in_flight = collections.deque(pool.submit(decode_chunk, c) for c in itertools.islice(chunks, 4 * workers))
+        while in_flight:
+            results = in_flight.popleft().result()
+            for more in itertools.islice(chunks, 1):
+                in_flight.append(pool.submit(decode_chunk, more))
+            yield from results
 
 
 def prepare_folder(
