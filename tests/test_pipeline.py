@@ -257,3 +257,22 @@ def test_committed_ci_baseline_passes_and_a_broken_generator_fails(tiny_repo, ve
     failed = run([*gate, str(scratch / "results/evaluate/metrics.json"), *tolerances], repo, check=False, env=venv_env)
     assert failed.returncode == 1
     assert "| fid |" in failed.stdout and "WORSE" in failed.stdout and "FAIL: fid" in failed.stdout
+
+
+@pytest.mark.parametrize("condition", ["label", "encoding"])
+def test_conditional_models_run_through_dvc_exp_run(tiny_repo, venv_env, condition):
+    """Each condition end to end through DVC (``--temp``: the workspace keeps the tiny run's outputs)."""
+    repo, _ = tiny_repo
+    before = snapshot(repo)
+    ran = dvc(repo, "exp", "run", "--temp", "-n", f"cond-{condition}", "-S", f"model.condition={condition}",
+              "-S", "train.epochs=1", env=venv_env)
+    for stage in ("train_encoder", "encode", "train", "evaluate"):
+        assert f"Running stage '{stage}'" in ran.stdout, stage
+    shown = json.loads(dvc(repo, "exp", "show", "--json", env=venv_env).stdout)
+    metrics = next(
+        rev["data"]["metrics"]["results/evaluate/metrics.json"]["data"]
+        for commit in shown for exp in commit.get("experiments") or [] for rev in exp.get("revs", [])
+        if exp.get("name") == f"cond-{condition}"
+    )
+    assert 0 <= metrics["class_consistency"] <= 1 and metrics["diversity"] > 0
+    assert snapshot(repo) == before

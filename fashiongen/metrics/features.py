@@ -103,7 +103,9 @@ def extract(
     model.eval()
     features, logits = [], []
     for start in range(0, len(images), batch_size):
-        batch = torch.from_numpy(np.array(images[start : start + batch_size])).to(device)  # a copy: memmaps are read-only
+        chunk = images[start : start + batch_size]
+        # tensors as they are; arrays copied (a memory-mapped one is read-only, which torch warns about)
+        batch = (chunk if isinstance(chunk, torch.Tensor) else torch.from_numpy(np.array(chunk))).to(device)
         feats, outs = model.features_and_logits(to_model_range(batch).contiguous(memory_format=torch.channels_last))
         features.append(feats.float().cpu())
         logits.append(outs.float().cpu())
