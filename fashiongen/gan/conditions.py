@@ -69,4 +69,4 @@ def load_conditions(kind: str, labels: np.ndarray, num_classes: int, encodings_d
         from fashiongen.errors import DataError
 
         raise DataError(f"{encodings_dir}: {len(codes)} encodings for {len(labels)} training images; rerun `dvc repro encode`.")
-    return Conditions(kind, torch.from_numpy(np.ascontiguousarray(codes)).to(device), labels, num_classes)
+    return Conditions(kind, torch.from_numpy(np.array(codes)).to(device), labels, num_classes)  # a copy: the file is memory-mapped, read-only
