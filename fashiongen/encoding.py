@@ -79,6 +79,12 @@ def train_encoder(params: Params, prepared_dir: Path, model_path: Path, metrics_
     seed_everything(cfg.seed)
     device = resolve_device("auto")
     data = load_prepared(prepared_dir)
+    if not data.labelled:
+        raise ConfigError(
+            f"model.condition is 'encoding' but {prepared_dir} has no class labels (a folder without class "
+            "subfolders), and the encoder learns by classifying; use model.condition none, or sort the "
+            "images into one subfolder per class."
+        )
     train, test = data.split("train", mmap=False), data.split("test", mmap=False)
     config = {"arch": cfg.arch, "dim": cfg.dim, "num_classes": data.num_classes, "channels": data.channels,
               "keep_maxpool": cfg.keep_maxpool, "image_size": data.image_size}

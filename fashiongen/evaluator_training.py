@@ -25,7 +25,7 @@ def train_evaluator(cfg: EvaluatorConfig, prepared_dir: Path, model_path: Path, 
     device = resolve_device("auto")
     data = load_prepared(prepared_dir)
     train, test = data.split("train", mmap=False), data.split("test", mmap=False)
-    classes, hflip = data.classes, True
+    classes, hflip, counts = data.classes, True, {"train_images": len(train), "test_images": len(test)}
     if not data.labelled:
         train, test, classes, hflip = rotation_task(train), rotation_task(test), list(ROTATION_CLASSES), False
     config = {
@@ -46,8 +46,7 @@ def train_evaluator(cfg: EvaluatorConfig, prepared_dir: Path, model_path: Path, 
         "test_loss": test_loss,
         "id": ruler,
         "recipe": recipe,
-        "train_images": len(train),
-        "test_images": len(test),
+        **counts,  # images, not the four turns of each that the rotation task trains on
         "task": "classes" if data.labelled else "rotation",
     }
     write_json(metrics_path, metrics)

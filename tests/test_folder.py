@@ -199,3 +199,19 @@ def test_meta_records_the_skipped_files(photos, tmp_path):
     prepare_folder(tmp_path / "raw", tmp_path / "prepared", photos, 32, 3, 0.3, None, 1)
     meta = json.loads((tmp_path / "prepared" / "meta.json").read_text())
     assert meta["labelled"] is True and meta["skipped_count"] == 1
+
+
+def test_encoding_condition_on_an_unlabelled_folder_is_refused_with_the_reason(tmp_path):
+    from fashiongen.atomic import save_npy, write_json
+    from fashiongen.encoding import train_encoder
+
+    prepared = tmp_path / "prepared"
+    for split in ("train", "test"):
+        save_npy(prepared / f"{split}_images.npy", np.zeros((8, 3, 32, 32), dtype=np.uint8))
+        save_npy(prepared / f"{split}_labels.npy", np.zeros(8, dtype=np.int64))
+    write_json(prepared / "meta.json", {"classes": [UNLABELLED_CLASS], "num_classes": 1, "labelled": False,
+                                        "channels": 3, "image_size": 32, "counts": {"train": 8, "test": 8}})
+    params = parse_params({"model": {"condition": "encoding"}})
+    with pytest.raises(ConfigError, match="has no class labels .* the encoder learns by classifying"):
+        train_encoder(params, prepared, tmp_path / "encoder.pt", tmp_path / "metrics.json")
+    assert not (tmp_path / "encoder.pt").exists()

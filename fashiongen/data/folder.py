@@ -178,6 +178,8 @@ def decode_job(job: DecodeJob) -> tuple[np.ndarray | None, str | None]:
         return decode_image(io.BytesIO(data), job.size, job.channels, name=job.path), None
     except DataError as exc:
         return None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - a malformed file may break Pillow in any way; skip it, say how
+        return None, f"is not a readable image ({type(exc).__name__}: {str(exc)[:120]})"
 
 
 def decode_chunk(jobs: list[DecodeJob]) -> list[tuple[np.ndarray | None, str | None]]:
@@ -216,7 +218,7 @@ def prepare_folder(
     class-balanced first N, shared with Fashion-MNIST).
     """
     manifest = read_manifest(raw_dir)
-    workers = workers or os.cpu_count() or 1
+    workers = workers or len(os.sched_getaffinity(0)) or 1  # the cores this process may use, not the host's
     counts, skipped = {}, []
     with atomic_directory(out_dir) as staging:
         for split in ("train", "test"):

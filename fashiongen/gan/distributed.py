@@ -125,3 +125,17 @@ def broadcast_module(module: nn.Module) -> None:
     """Rank 0's parameters and buffers on every rank (after a resume, before the first step)."""
     for tensor in module.state_dict().values():
         dist.broadcast(tensor, src=0)
+
+
+def check_same_everywhere(ranks: Ranks, value, what: str, fix: str) -> None:
+    """Stop every rank with one clear error unless all of them hold the same ``value``.
+
+    Also a barrier: no rank goes on (rank 0 clearing old checkpoints, say)
+    before every rank has got here.
+    """
+    if not ranks.enabled:
+        return
+    values = [None] * ranks.world_size
+    dist.all_gather_object(values, value)
+    if len(set(values)) > 1:
+        raise ConfigError(f"the training processes disagree on {what} ({values}, by rank); {fix}.")

@@ -1,15 +1,19 @@
 """The train stage: fit a GAN on the prepared images and write the generator.
 
-The whole training split is held on the training device as one uint8 tensor
-and batches are drawn by index from a seeded permutation: no DataLoader, no
-per-image Python, no host-to-device copy per step. Statistics stay on the
-device and are read every ``train.log_every`` steps, which is when dvclive,
-the progress bar and the NaN check see them.
+The training split (up to ``train.preload_max_gb``) is held on the training
+device as one uint8 tensor and batches are drawn by index from a seeded
+permutation: no DataLoader, no per-image Python, no host-to-device copy per
+step; a larger split is read batch by batch from its memory map
+(:mod:`fashiongen.data.batches`). Statistics stay on the device and are read
+every ``train.log_every`` steps, which is when dvclive, the progress bar and
+the NaN check see them.
 
 Every ``train.checkpoint_every`` epochs the full training state is saved to
 ``models/checkpoints/``; a run that was killed resumes from there (see
-:mod:`fashiongen.gan.checkpoints`) and ends with the same weights as a run
-that was never interrupted.
+:mod:`fashiongen.gan.checkpoints`). In one process it ends with the same
+weights as a run that was never interrupted. Under torchrun the checkpoint
+holds rank 0's random state only, so a resumed run reseeds every rank's noise:
+it continues correctly but not bit-identically.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ log = logging.getLogger(__name__)
 GRID_SAMPLES = 64  # 8×8 preview grid per epoch
 # train.* fields that change how a run is watched or where it runs, not its weights:
 # a checkpoint written under other values of these is still resumable.
+ORDER_SEED_SALT = 0x5EED  # several processes: the shared permutation's seed differs from any noise seed
 NOT_TRAJECTORY = frozenset(
     {"epochs", "device", "log_every", "eval_every", "eval_samples", "checkpoint_every", "keep_checkpoints", "resume",
      "amp", "compile", "preload_max_gb"}
@@ -158,7 +163,7 @@ def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.de
     if params.model.condition == "label" and not data.labelled:
         raise ConfigError(
             f"model.condition is 'label' but {paths.prepared} has no class labels (a folder without class "
-            "subfolders); use model.condition none or encoding, or sort the images into one subfolder per class."
+            "subfolders); use model.condition none, or sort the images into one subfolder per class."
         )
     images = ImageSource(train_images, device, cfg.preload_max_gb)
     conditions = load_conditions(
@@ -172,7 +177,7 @@ def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.de
     # several: a shared permutation stream, and each rank its own noise
     order_rng = trainer.rng
     if ranks.enabled:
-        order_rng = torch.Generator(device=device).manual_seed(cfg.seed)
+        order_rng = torch.Generator(device=device).manual_seed(cfg.seed ^ ORDER_SEED_SALT)  # not rank 0's noise stream
         trainer.rng.manual_seed(ranks.seed(cfg.seed))
         trainer.grad_sync = distributed.average_gradients
     fid = None
@@ -181,7 +186,9 @@ def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.de
     store = CheckpointStore(paths.checkpoints, keep=cfg.keep_checkpoints)
     identity = run_identity(params, train_images, spec.encoder)
     resumed = store.load_resumable(identity) if cfg.resume else None
-    distributed.barrier(ranks)  # every rank has read the checkpoint before rank 0 may clear it
+    # every rank resumes from the same epoch (and has read the checkpoint before rank 0 may clear it)
+    distributed.check_same_everywhere(ranks, resumed["epoch"] if resumed else 0, "the epoch to resume after",
+                                      "models/checkpoints must be one folder that every node sees (a shared filesystem)")
 
     # Every input has been read and checked: from here on, outputs may change.
     if resumed is not None:
