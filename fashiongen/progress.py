@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import sys
+from typing import Iterable
 
 from tqdm.auto import tqdm
 
 
-def progress_bar(total: int, desc: str, unit: str = "step", initial: int = 0, disable: bool = False) -> tqdm:
-    """A tqdm bar; redrawn often on a terminal, every 30 s in a log file."""
+def progress_bar(
+    total: int, desc: str, unit: str = "step", initial: int = 0, disable: bool = False, iterable: Iterable | None = None,
+) -> tqdm:
+    """A tqdm bar; redrawn often on a terminal, every 30 s in a log file. Iterate it when given ``iterable``."""
     interactive = sys.stderr.isatty()
     return tqdm(
+        iterable,
         total=total,
         initial=initial,
         desc=desc,

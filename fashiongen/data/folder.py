@@ -33,7 +33,7 @@ import multiprocessing
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import numpy as np
 
@@ -115,19 +115,12 @@ def scan_folder(root: Path, threads: int = 8) -> Manifest:
     classes = class_names(paths)
     index = {name: i for i, name in enumerate(classes)}
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        hashed = list(progress_bar_iter(pool.map(lambda p: file_sha256(root / p), paths), len(paths), "scan"))
+        hashed = list(progress_bar(len(paths), "scan", iterable=pool.map(lambda p: file_sha256(root / p), paths)))
     entries = [
         Entry(path, size, digest, index.get(path.split("/", 1)[0], 0))
         for path, (size, digest) in zip(paths, hashed)
     ]
     return Manifest(classes, entries)
-
-
-def progress_bar_iter(items: Iterable, total: int, name: str) -> Iterator:
-    with progress_bar(total, name) as bar:
-        for item in items:
-            yield item
-            bar.update()
 
 
 def write_manifest(raw_dir: Path, manifest: Manifest) -> None:
@@ -260,7 +253,7 @@ def write_split(
     jobs = [DecodeJob(str(folder / e.path), e.sha256, image_size, channels) for e in entries]
     labels, skipped = [], []
     with NpyRowWriter(staging / f"{split}_images.npy", len(jobs), (channels, image_size, image_size)) as writer:
-        results = progress_bar_iter(decode_all(jobs, workers), len(jobs), f"decode {split}")
+        results = progress_bar(len(jobs), f"decode {split}", iterable=decode_all(jobs, workers))
         for entry, (image, problem) in zip(entries, results):
             if image is None:
                 skipped.append({"path": entry.path, "reason": problem})

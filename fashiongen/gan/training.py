@@ -36,8 +36,8 @@ from fashiongen.data.prepared import load_prepared
 from fashiongen.errors import ConfigError, TrainingDiverged
 from fashiongen.gan.artifact import GeneratorSpec, build_generator, cpu_state, save_generator_state
 from fashiongen.gan.augment import make_augment
-from fashiongen.gan.checkpoints import CheckpointStore
 from fashiongen.gan import distributed
+from fashiongen.gan.checkpoints import CheckpointStore
 from fashiongen.gan.conditions import Conditions, load_conditions
 from fashiongen.gan.distributed import Ranks
 from fashiongen.gan.ema import GeneratorEMA, recompute_batchnorm
@@ -54,9 +54,9 @@ from fashiongen.seeding import seed_everything
 log = logging.getLogger(__name__)
 
 GRID_SAMPLES = 64  # 8×8 preview grid per epoch
+ORDER_SEED_SALT = 0x5EED  # several processes: the shared permutation's seed differs from any noise seed
 # train.* fields that change how a run is watched or where it runs, not its weights:
 # a checkpoint written under other values of these is still resumable.
-ORDER_SEED_SALT = 0x5EED  # several processes: the shared permutation's seed differs from any noise seed
 NOT_TRAJECTORY = frozenset(
     {"epochs", "device", "log_every", "eval_every", "eval_samples", "checkpoint_every", "keep_checkpoints", "resume",
      "amp", "compile", "preload_max_gb"}
@@ -298,8 +298,7 @@ def train_one_epoch(
     ``live`` is None on ranks other than 0; the statistics are averaged over
     the ranks, so a divergence stops every rank at the same step.
     """
-    window = _StatWindow(images.device, reduce=distributed.average_tensor if ranks.enabled else None,
-                         world_size=ranks.world_size)
+    window = _StatWindow(images.device, ranks)
     order_rng = order_rng if order_rng is not None else trainer.rng
     for step, (real, cond) in enumerate(batches(images, cfg.batch_size, order_rng, conditions, ranks)):
         window.add(trainer.step(real, cond), len(real))
@@ -331,8 +330,8 @@ def check_finite(stats: dict[str, float], global_step: int, store: CheckpointSto
 class _StatWindow:
     """Sums step statistics on the device; one host sync per flush."""
 
-    def __init__(self, device: torch.device, reduce=None, world_size: int = 1):
-        self.reduce, self.world_size = reduce, world_size  # several processes: average the sums over ranks
+    def __init__(self, device: torch.device, ranks: Ranks = Ranks()):
+        self.ranks = ranks  # several processes: the means are averaged over the ranks
         self.sums = torch.zeros(len(STAT_NAMES), device=device)
         self.steps = 0
         self.images = 0
@@ -345,12 +344,12 @@ class _StatWindow:
 
     def flush(self) -> dict[str, float]:
         means = self.sums / max(self.steps, 1)
-        if self.reduce is not None:
-            means = self.reduce(means)
+        if self.ranks.enabled:
+            means = distributed.average_tensor(means)
         elapsed = time.perf_counter() - self.started
         stats = dict(zip(STAT_NAMES, means.tolist()))
         # images of all ranks per second of wall time
-        stats["images_per_s"] = self.images * self.world_size / elapsed if elapsed > 0 else float("nan")
+        stats["images_per_s"] = self.images * self.ranks.world_size / elapsed if elapsed > 0 else float("nan")
         self.sums.zero_()
         self.steps = self.images = 0
         self.started = time.perf_counter()
