@@ -197,6 +197,14 @@ class EvaluateConfig(_Section):
 
     num_samples: int = Field(10000, ge=100, le=1000000)
     batch_size: int = Field(1000, ge=1, le=65536)
+    features: Literal["evaluator", "inception"] = Field(
+        "evaluator",
+        description="What FID, KID, IS and precision/recall are measured in: the pipeline's evaluator (offline) "
+        "or the standard FID Inception-V3 (needs its weights: inception_weights).",
+    )
+    inception_weights: Optional[str] = Field(
+        None, description="Path of weights-inception-2015-12-05-6726825d.pth; null = torch's hub cache."
+    )
     seed: int = Field(0, ge=0, lt=2**32)
     kid_subsets: int = Field(100, ge=1, le=10000)
     kid_subset_size: int = Field(1000, ge=2, description="Capped at num_samples.")

@@ -24,6 +24,7 @@ condition is obeyed and whether the noise still matters:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,14 +64,38 @@ def pick(n_total: int, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n_total, size=n, replace=False))
 
 
+@dataclass(frozen=True)
+class FeatureSpace:
+    """What FID, KID, IS and precision/recall are measured in: the ruler's id and recipe, and its extractor.
+
+    ``extract`` maps uint8 images to (features, logits). The ids go into the
+    metrics file so that numbers from different rulers are never compared.
+    """
+
+    id: str
+    recipe: str
+    extract: Callable[[np.ndarray | torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def inception_space(cfg: EvaluateConfig, device) -> FeatureSpace:
+    """The FID Inception-V3 (``evaluate.features: inception``); a clear error when its weights are missing."""
+    from fashiongen.metrics.inception import InceptionFeatures, resolve_weights
+
+    inception = InceptionFeatures(resolve_weights(cfg.inception_weights), device)
+    return FeatureSpace(inception.id, inception.recipe, lambda images: inception.extract(images, cfg.batch_size))
+
+
 def evaluate(cfg: EvaluateConfig, paths: EvaluatePaths, device_name: str = "auto") -> dict:
     """Sample, score against the test split and its real-vs-real floor, write the metrics."""
     device = resolve_device(device_name)
+    space = inception_space(cfg, device) if cfg.features == "inception" else None  # first: missing weights fail fast
     data = load_prepared(paths.prepared)
     evaluator = load_evaluator(paths.evaluator, device)
     generator = load_generator(paths.generator, device)
     conditions = test_conditions(generator.spec, data, paths.encodings)
-    metrics, fakes = score_generator(generator.module, generator.spec.z_dim, cfg, data, evaluator, device, conditions)
+    metrics, fakes = score_generator(
+        generator.module, generator.spec.z_dim, cfg, data, evaluator, device, conditions, space
+    )
     write_json(paths.metrics, metrics)
     save_grid(paths.samples, fakes[:GRID_SAMPLES])
     log.info("FID %.3f (floor %.3f), KID %.5f, IS %.3f", metrics["fid"], metrics["fid_floor"], metrics["kid_mean"], metrics["is_mean"])
@@ -93,14 +118,17 @@ def test_conditions(spec: GeneratorSpec, data: PreparedData, encodings_dir: Path
 
 def score_generator(
     module: torch.nn.Module, z_dim: int, cfg: EvaluateConfig, data: PreparedData, evaluator: LoadedEvaluator, device,
-    conditions: torch.Tensor | None = None,
+    conditions: torch.Tensor | None = None, space: FeatureSpace | None = None,
 ) -> tuple[dict, torch.Tensor]:
     """The metrics of ``cfg.num_samples`` samples of ``module`` and of the real-data floor; also the samples.
 
     Any generator mapping noise (B, z_dim) to images in [-1, 1] can be scored
     this way, which is how the quality benchmark scores the textbook DCGAN with
     exactly the pipeline's ruler. ``conditions`` (one per test image) makes the
-    samples conditional on the test images they are compared with.
+    samples conditional on the test images they are compared with. ``space``
+    (default: the evaluator's) is what FID, KID, IS and precision/recall are
+    measured in; class consistency and diversity always use the evaluator,
+    the one ruler that knows the dataset's classes.
     """
     test, train = data.split("test"), data.split("train")
     n = cfg.num_samples
@@ -119,9 +147,10 @@ def score_generator(
     def features(images):
         return extract(evaluator.model, images, cfg.batch_size, device)
 
-    test_feats, test_logits = features(real_test)
-    train_feats, _ = features(real_train)
-    fake_feats, fake_logits = features(fakes)
+    space = space or FeatureSpace(evaluator.id, evaluator.recipe, features)
+    test_feats, test_logits = space.extract(real_test)
+    train_feats, _ = space.extract(real_train)
+    fake_feats, fake_logits = space.extract(fakes)
 
     model = score(test_feats, fake_feats, fake_logits, cfg)
     floor = score(test_feats, train_feats, test_logits, cfg)
@@ -133,14 +162,15 @@ def score_generator(
         "recall_floor": floor["recall"],
         "is_real_mean": floor["is_mean"],
         "evaluator_accuracy": evaluator.accuracy,
-        "features": evaluator.id,
-        "features_recipe": evaluator.recipe,
+        "features": space.id,
+        "features_recipe": space.recipe,
         "num_samples": n,
         "kid_subset_size": min(cfg.kid_subset_size, n),
     }
     if conditions is not None:
         labels = np.asarray(test.labels)
-        metrics["class_consistency"] = class_consistency(fake_logits, labels[test_index])
+        class_logits = fake_logits if space.id == evaluator.id else features(fakes)[1]
+        metrics["class_consistency"] = class_consistency(class_logits, labels[test_index])
         metrics["diversity"] = diversity(module, z_dim, conditions, labels, cfg, test, features, device)
     return metrics, fakes
 
