@@ -7,7 +7,7 @@ import pytest
 
 from fashiongen.config import Params, load_params, parse_params
 from fashiongen.errors import ConfigError
-from fashiongen.profiles import apply_overrides, load_profile
+from fashiongen.profiles import apply_overrides, available, load_profile
 from helpers import REPO_ROOT
 
 
@@ -94,6 +94,17 @@ def test_tiny_profile_is_valid():
     tiny = parse_params(apply_overrides(raw, load_profile("tiny")))
     assert tiny.data.subset == 2000
     assert tiny.evaluate.num_samples <= tiny.data.subset
+
+
+@pytest.mark.parametrize("name", available())
+def test_every_profile_applies_to_the_committed_params(name):
+    """A profile that names a key params.yaml lacks, or a bad value, would fail `dvc exp run` late."""
+    raw = load_params(REPO_ROOT / "params.yaml").model_dump()
+    overrides = load_profile(name)
+    profiled = parse_params(apply_overrides(raw, overrides)).model_dump()
+    for dotted, value in overrides.items():
+        section, key = dotted.split(".")
+        assert profiled[section][key] == value
 
 
 def test_a_stage_fails_fast_on_a_bad_params_file(tmp_path, venv_env):
