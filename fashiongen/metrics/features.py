@@ -95,6 +95,14 @@ def load_evaluator(path: Path | str, device: torch.device | str = "cpu") -> Load
     )
 
 
+def device_batches(images: np.ndarray | torch.Tensor, batch_size: int, device: torch.device | str):
+    """Consecutive uint8 batches of ``images`` on ``device``, for feature extractors."""
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size]
+        # tensors as they are; arrays copied (a memory-mapped one is read-only, which torch warns about)
+        yield (chunk if isinstance(chunk, torch.Tensor) else torch.from_numpy(np.array(chunk))).to(device)
+
+
 @torch.inference_mode()
 def extract(
     model: Evaluator, images: np.ndarray | torch.Tensor, batch_size: int, device: torch.device | str = "cpu"
@@ -102,10 +110,7 @@ def extract(
     """Features and logits (float32, on the CPU) of uint8 images, in large batches."""
     model.eval()
     features, logits = [], []
-    for start in range(0, len(images), batch_size):
-        chunk = images[start : start + batch_size]
-        # tensors as they are; arrays copied (a memory-mapped one is read-only, which torch warns about)
-        batch = (chunk if isinstance(chunk, torch.Tensor) else torch.from_numpy(np.array(chunk))).to(device)
+    for batch in device_batches(images, batch_size, device):
         feats, outs = model.features_and_logits(to_model_range(batch).contiguous(memory_format=torch.channels_last))
         features.append(feats.float().cpu())
         logits.append(outs.float().cpu())

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from fashiongen.errors import CheckpointError
-from fashiongen.metrics.features import state_dict_digest
+from fashiongen.metrics.features import device_batches, state_dict_digest
 
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{WEIGHTS_FILE}"
@@ -65,10 +65,7 @@ class InceptionFeatures:
     def extract(self, images: np.ndarray | torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Pool features and logits (float32, CPU) of uint8 N×C×H×W images; grey images are repeated to RGB."""
         features, logits = [], []
-        batch_size = min(batch_size, MAX_BATCH)
-        for start in range(0, len(images), batch_size):
-            chunk = images[start : start + batch_size]
-            batch = (chunk if isinstance(chunk, torch.Tensor) else torch.from_numpy(np.array(chunk))).to(self.device)
+        for batch in device_batches(images, min(batch_size, MAX_BATCH), self.device):
             if batch.shape[1] == 1:
                 batch = batch.expand(-1, 3, -1, -1)
             pool, logit = self.model(batch.contiguous())
