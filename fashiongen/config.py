@@ -101,8 +101,8 @@ class EvaluatorConfig(_Section):
     """The fixed classifier that measures every experiment (not an experiment knob)."""
 
     epochs: int = Field(6, ge=1, le=1000)
-    batch_size: int = Field(128, ge=8, le=65536)
-    lr: float = Field(2e-3, gt=0, le=1)
+    batch_size: int = Field(256, ge=8, le=65536)
+    lr: float = Field(3e-3, gt=0, le=1)
     width: int = Field(32, ge=4, le=512)
     feature_dim: int = Field(128, ge=8, le=4096)
     seed: int = Field(0, ge=0, lt=2**32)
@@ -134,8 +134,8 @@ class ModelConfig(_Section):
     loss: Literal["bce", "lsgan", "hinge", "wgan-gp"] = "bce"
     gp_weight: float = Field(10.0, ge=0, le=1000, description="WGAN-GP's gradient penalty weight (wgan-gp only).")
     z_dim: int = Field(100, ge=1, le=4096)
-    g_width: int = Field(64, ge=4, le=2048)
-    d_width: int = Field(64, ge=4, le=2048)
+    g_width: int = Field(32, ge=4, le=2048)
+    d_width: int = Field(32, ge=4, le=2048)
     d_norm: Literal["auto", "batch", "layer", "none"] = Field(
         "auto", description="Normalisation in D; auto = batch for dcgan, none for upsample, layer for wgan-gp."
     )
@@ -162,10 +162,10 @@ class ModelConfig(_Section):
 class TrainConfig(_Section):
     """How the GAN is optimised."""
 
-    epochs: int = Field(10, ge=1, le=100000)
+    epochs: int = Field(15, ge=1, le=100000)
     batch_size: int = Field(128, ge=2, le=65536)
-    lr_g: float = Field(2e-4, gt=0, le=1)
-    lr_d: float = Field(2e-4, gt=0, le=1)
+    lr_g: float = Field(2e-3, gt=0, le=1)
+    lr_d: float = Field(2e-3, gt=0, le=1)
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
     seed: int = Field(0, ge=0, lt=2**32)

@@ -20,6 +20,7 @@ from fashiongen.evaluation import EvaluatePaths, class_consistency, diversity, e
 from fashiongen.gan.artifact import load_generator
 from fashiongen.gan.training import train_gan
 from fashiongen.generation import resolve_label
+from fashiongen.models.factory import build_discriminator
 from helpers import REPO_ROOT, make_evaluator, make_prepared, paths
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -125,6 +126,20 @@ def test_condition_flags_that_do_not_fit_the_generator_are_refused(trained, tmp_
     assert wrong.returncode == 2 and "--like needs a generator trained with model.condition: encoding" in wrong.stderr
     missing = cli("generate", "--checkpoint", str(encoding_run.generator), "--out", "a.png", cwd=tmp_path)
     assert missing.returncode == 2 and "pass --like IMAGE" in missing.stderr
+
+
+@pytest.mark.parametrize("arch, norm", [("dcgan", "batch"), ("upsample", "none")])
+@pytest.mark.parametrize("condition, cond_dim", [("label", 0), ("encoding", 16)])
+def test_projection_term_is_the_condition_against_the_channel_sums_of_the_feature_map(arch, norm, condition, cond_dim):
+    torch.manual_seed(0)
+    D = build_discriminator(arch, 8, 1, 28, norm, False, None, condition, 10, cond_dim).eval()
+    images = torch.randn(5, 1, 28, 28)
+    cond = torch.arange(5) if condition == "label" else torch.randn(5, cond_dim)
+    feature_map = D.base.features[:-1](images) if arch == "dcgan" else D.base.features[:-2](images)
+    assert feature_map.dim() == 4 and feature_map.shape[1] == D.base.feature_channels
+    expected = D.base(images) + (D.project(cond) * feature_map.sum(dim=(2, 3))).sum(dim=1)
+    torch.testing.assert_close(D(images, cond), expected)
+    assert D.project.weight.shape[-1 if condition == "label" else 0] == D.base.feature_channels
 
 
 def test_resolve_label_accepts_indices_and_forgiving_names():

@@ -121,3 +121,9 @@ def test_a_stage_fails_fast_on_a_bad_params_file(tmp_path, venv_env):
     assert "train.epoch: unknown key. Did you mean 'train.epochs'?" in result.stderr
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_the_code_defaults_are_the_committed_params():
+    """A key left out of a params file (a test's, a user's) means what params.yaml says."""
+    committed = load_params(REPO_ROOT / "params.yaml").model_dump()
+    assert parse_params({}).model_dump() == committed

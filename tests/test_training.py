@@ -145,7 +145,7 @@ def test_corrupt_newest_checkpoint_is_reported_and_the_previous_used(workdir, ca
 
 def test_checkpoint_of_other_params_is_not_resumed(workdir, caplog):
     run = paths(workdir)
-    train_gan(tiny_params(epochs=1), run)
+    train_gan(tiny_params(epochs=1, lr_g=2e-4), run)
     changed = tiny_params(epochs=1, lr_g=1e-3)
     with caplog.at_level("INFO"):
         train_gan(changed, run)

@@ -127,6 +127,7 @@ class Discriminator(nn.Module):
             blocks.append(_down_block(ch, ch * 2, norm=norm, dropout=dropout))
             ch *= 2
         self.features = nn.Sequential(*blocks, nn.Flatten())
+        self.feature_channels = ch  # channels of the map that ``features`` flattens (for projection)
         self.head = nn.Linear(ch * base * base, 1, bias=False)
         self.apply(init_dcgan_weights)
 

@@ -75,6 +75,7 @@ class DropoutDiscriminator(nn.Module):
             layers += [nn.LeakyReLU(0.2, inplace=index > 0), nn.Dropout(dropout)]
             ch, out = out, out * 2
         self.features = nn.Sequential(*layers, nn.Flatten(), nn.Dropout(dropout))
+        self.feature_channels = ch  # channels of the map that ``features`` flattens (for projection)
         self.head = nn.Linear(ch * base * base, 1)
         self.apply(init_dcgan_weights)
 
