@@ -155,6 +155,25 @@ def test_checkpoint_of_other_params_is_not_resumed(workdir, caplog):
     assert_same_weights(weights(fresh), weights(run))
 
 
+def test_checkpoint_of_other_network_shapes_is_not_resumed(workdir, caplog):
+    """Same params, networks built by other code (e.g. an older projection discriminator)."""
+    params = tiny_params(epochs=1)
+    run = paths(workdir)
+    train_gan(params, run)
+    checkpoint = run.checkpoints / "epoch_0001.pt"
+    payload = torch.load(checkpoint, weights_only=True)
+    head = payload["trainer"]["discriminator"]["head.weight"]
+    payload["trainer"]["discriminator"]["head.weight"] = torch.zeros(head.shape[0], head.shape[1] * 2)
+    torch.save(payload, checkpoint)
+    with caplog.at_level("INFO"):
+        train_gan(params, run)
+    changed = (head.shape[0], head.shape[1] * 2)
+    assert f"of other shapes (discriminator.head.weight: {changed} -> {tuple(head.shape)})" in caplog.text
+    fresh = paths(workdir, "fresh")
+    train_gan(params, fresh)
+    assert_same_weights(weights(fresh), weights(run))
+
+
 def test_divergence_stops_without_saving_a_model(workdir, monkeypatch):
     from fashiongen.errors import TrainingDiverged
     from fashiongen.gan.trainer import GANTrainer

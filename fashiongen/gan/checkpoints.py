@@ -9,8 +9,9 @@ written atomically (temp file, fsync, rename) to ``models/checkpoints/``.
 On start, the train stage resumes from the newest checkpoint that loads and
 whose run identity equals the current one. A checkpoint that does not load
 (truncated, corrupt) is reported and the previous one tried. A checkpoint of
-another run (other params or data) is reported with the fields that differ,
-and training starts afresh.
+another run (other params or data, or networks of other shapes because the
+code that builds them changed) is reported with what differs, and training
+starts afresh.
 """
 
 from __future__ import annotations
@@ -78,6 +79,23 @@ def identity_differences(saved: dict[str, Any], current: dict[str, Any], prefix:
     return differences
 
 
+def shape_differences(saved: dict[str, dict], current: dict[str, dict]) -> list[str]:
+    """``["discriminator.project.weight: (10, 3136) -> (10, 64)", ...]``: tensors whose shape changed.
+
+    Equal params can still mean other networks when the code that builds them
+    changed; such a checkpoint cannot be loaded, so it counts as another run.
+    """
+    differences = []
+    for network, tensors in current.items():
+        old = saved.get(network, {})
+        for name in sorted(set(old) | set(tensors)):
+            before = tuple(old[name].shape) if name in old else "<absent>"
+            after = tuple(tensors[name].shape) if name in tensors else "<absent>"
+            if before != after:
+                differences.append(f"{network}.{name}: {before} -> {after}")
+    return differences
+
+
 @dataclass
 class CheckpointStore:
     """The checkpoints of one run in ``folder``, newest kept, older pruned to ``keep``."""
@@ -112,8 +130,13 @@ class CheckpointStore:
         for leftover in self.folder.glob(".epoch_*.tmp") if self.folder.is_dir() else []:
             leftover.unlink()
 
-    def load_resumable(self, identity: dict[str, Any]) -> dict[str, Any] | None:
-        """The newest readable checkpoint of this run, or None (with the reason logged)."""
+    def load_resumable(self, identity: dict[str, Any], networks: dict[str, dict] | None = None) -> dict[str, Any] | None:
+        """The newest readable checkpoint of this run, or None (with the reason logged).
+
+        ``networks`` (``{"generator": state_dict, ...}``) are the networks it
+        must load into; a checkpoint whose tensors have other shapes is of
+        another run, as one of other params is.
+        """
         for path in self.existing():
             try:
                 payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -125,6 +148,11 @@ class CheckpointStore:
             differences = identity_differences(payload["identity"], identity)
             if differences:
                 log.info("%s belongs to another run (%s); training from scratch", path, "; ".join(differences))
+                return None
+            differences = shape_differences(payload["trainer"], networks) if networks else []
+            if differences:
+                log.info("%s was written for networks of other shapes (%s); training from scratch",
+                         path, "; ".join(differences[:3]))
                 return None
             log.info("resuming from %s (epoch %d, step %d)", path, payload["epoch"], payload["global_step"])
             payload["path"] = str(path)

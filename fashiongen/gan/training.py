@@ -185,7 +185,8 @@ def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.de
         fid = FidMonitor(paths.evaluator, train_images, conditions, cfg.eval_samples, cfg.seed, spec.z_dim, device)
     store = CheckpointStore(paths.checkpoints, keep=cfg.keep_checkpoints)
     identity = run_identity(params, train_images, spec.encoder)
-    resumed = store.load_resumable(identity) if cfg.resume else None
+    networks = {"generator": trainer.generator.state_dict(), "discriminator": trainer.discriminator.state_dict()}
+    resumed = store.load_resumable(identity, networks) if cfg.resume else None
     # every rank resumes from the same epoch (and has read the checkpoint before rank 0 may clear it)
     distributed.check_same_everywhere(ranks, resumed["epoch"] if resumed else 0, "the epoch to resume after",
                                       "models/checkpoints must be one folder that every node sees (a shared filesystem)")
