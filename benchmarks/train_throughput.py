@@ -6,12 +6,15 @@ Measures, interleaved over several repeats (median reported):
   FashionMNIST + DataLoader(num_workers=2) + per-item ToTensor/Normalize;
 - ``fashiongen_step``: FashionGen's own loop (``fashiongen.gan.training.batches``
   + ``GANTrainer.step``) on the in-memory uint8 dataset;
+- with ``--cpu-bf16``, also ``fashiongen_step_cpu_bf16``: the same under bf16
+  autocast (``train.cpu_bf16``, CPUs with AVX512-BF16/AMX);
 
 then runs FashionGen's train stage (``python stages/train.py``, one epoch, the
 same model and batch size) as a whole process and reports its images/s over
 the process's whole wall time (start-up, data loading, FID and checkpoint
 included) and its peak RSS. Model FLOPs per image come from FlopCounterMode on
-FashionGen's step; MFU = images/s × FLOPs/image / measured matmul peak.
+FashionGen's step; MFU = images/s × FLOPs/image / measured matmul peak, the
+float32 peak for float32 loops and the bf16 peak for bf16 ones.
 
 Needs the pipeline's data and evaluator: run ``dvc repro train_evaluator`` first.
 
@@ -46,12 +49,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--compile", action="store_true", help="torch.compile FashionGen's networks")
     parser.add_argument("--no-amp", action="store_true", help="no bf16 autocast on GPU")
+    parser.add_argument("--cpu-bf16", action="store_true",
+                        help="on CPU, also measure FashionGen under bf16 autocast (train.cpu_bf16), step and stage")
     parser.add_argument("--skip-stage", action="store_true", help="do not time the train stage as a process")
     parser.add_argument("--json", help="also write the figures to this file")
     return parser.parse_args()
 
 
-def fashiongen_loop(args, device, compile: bool):
+def fashiongen_loop(args, device, compile: bool, cpu_bf16: bool = False):
     """FashionGen's step over its in-memory dataset, built exactly as the train stage builds it."""
     from fashiongen.config import parse_params
     from fashiongen.data.prepared import load_prepared
@@ -60,7 +65,8 @@ def fashiongen_loop(args, device, compile: bool):
     params = parse_params(
         {
             "model": {"g_width": args.g_width, "d_width": args.d_width},
-            "train": {"batch_size": args.batch_size, "compile": compile, "amp": not args.no_amp},
+            "train": {"batch_size": args.batch_size, "compile": compile, "amp": not args.no_amp,
+                      "cpu_bf16": cpu_bf16},
         }
     )
     data = load_prepared(REPO_ROOT / "data" / "prepared")
@@ -82,7 +88,7 @@ def _forever(make_iterator):
         yield from make_iterator()
 
 
-def time_stage(args, device) -> dict:
+def time_stage(args, device, cpu_bf16: bool = False) -> dict:
     """Run the train stage for one epoch in a scratch folder; wall time and peak RSS of the process."""
     scratch = Path(tempfile.mkdtemp(prefix="fashiongen-stage-"))
     for name in ("stages", "fashiongen"):
@@ -106,6 +112,7 @@ def time_stage(args, device) -> dict:
             "train.device": device.type,
             "train.compile": args.compile,
             "train.amp": not args.no_amp,
+            "train.cpu_bf16": cpu_bf16,
         },
     )
     with open(scratch / "params.yaml", "w") as handle:
@@ -134,13 +141,14 @@ def main() -> None:
             raise SystemExit(f"{needed} is missing: run `dvc repro train_evaluator` first.")
 
     amp = device.type == "cuda" and not args.no_amp
+    cpu_bf16 = args.cpu_bf16 and device.type == "cpu"
     peaks_seen = [matmul_peak(device)]  # measured again later: the machine's speed drifts
-    peak_bf16 = matmul_peak(device, torch.bfloat16) if device.type == "cuda" else None
+    peak_bf16 = matmul_peak(device, torch.bfloat16) if amp or cpu_bf16 else None
     flops = flops_per_call(fashiongen_loop(args, device, compile=False)) / args.batch_size  # counted eagerly
-    fashiongen_step = fashiongen_loop(args, device, compile=args.compile)
-    reference_step = reference_loop(args, device)
-
-    loops = {"reference": reference_step, "fashiongen_step": fashiongen_step}
+    loops = {"reference": reference_loop(args, device),
+             "fashiongen_step": fashiongen_loop(args, device, compile=args.compile)}
+    if cpu_bf16:
+        loops["fashiongen_step_cpu_bf16"] = fashiongen_loop(args, device, compile=args.compile, cpu_bf16=True)
     for step in loops.values():  # warm-up: DataLoader workers, allocator, oneDNN primitives, compilation
         for _ in range(5):
             step()
@@ -150,30 +158,37 @@ def main() -> None:
         for name, step in loops.items():
             rates[name].append(images_per_second(step, args.batch_size, args.steps, device))
     peaks_seen.append(matmul_peak(device))
-    stage = None if args.skip_stage else time_stage(args, device)
+    stages = {}
+    if not args.skip_stage:
+        stages["fashiongen_stage"] = time_stage(args, device)
+        if cpu_bf16:
+            stages["fashiongen_stage_cpu_bf16"] = time_stage(args, device, cpu_bf16=True)
     peaks_seen.append(matmul_peak(device))
     peak = max(peaks_seen)  # the best the machine did: the conservative denominator for MFU
-    peaks = {"reference": peak, "fashiongen_step": peak_bf16 if amp else peak}
+    bf16_names = {"fashiongen_step_cpu_bf16", "fashiongen_stage_cpu_bf16"} | ({"fashiongen_step", "fashiongen_stage"} if amp else set())
 
     result = {
         "machine": machine(device),
         "revision": git_revision(),
         "config": {"batch_size": args.batch_size, "g_width": args.g_width, "d_width": args.d_width,
                    "steps": args.steps, "repeats": args.repeats, "compile": args.compile,
-                   "amp_bf16": amp},
+                   "amp_bf16": amp, "cpu_bf16": cpu_bf16},
         "flops_per_image": flops,
         "matmul_peak_flops": peak,
         "matmul_peak_flops_measurements": peaks_seen,
         "matmul_peak_flops_bf16": peak_bf16,
     }
+    reference = statistics.median(rates["reference"])
     for name, values in rates.items():
         median = statistics.median(values)
-        result[name] = {"images_per_s": values, "median": median, "mfu": median * flops / peaks[name]}
-    result["ratio_step_vs_reference"] = result["fashiongen_step"]["median"] / result["reference"]["median"]
-    if stage is not None:
-        stage["mfu"] = stage["images_per_s"] * flops / peaks["fashiongen_step"]
-        result["fashiongen_stage"] = stage
-        result["ratio_stage_vs_reference"] = stage["images_per_s"] / result["reference"]["median"]
+        result[name] = {"images_per_s": values, "median": median,
+                        "mfu": median * flops / (peak_bf16 if name in bf16_names else peak)}
+        if name != "reference":
+            result[f"ratio_{name.removeprefix('fashiongen_')}_vs_reference"] = median / reference
+    for name, stage in stages.items():
+        stage["mfu"] = stage["images_per_s"] * flops / (peak_bf16 if name in bf16_names else peak)
+        result[name] = stage
+        result[f"ratio_{name.removeprefix('fashiongen_')}_vs_reference"] = stage["images_per_s"] / reference
     write_json(args.json, result)
 
 

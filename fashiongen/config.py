@@ -183,7 +183,12 @@ class TrainConfig(_Section):
     augment: list[Literal["color", "translation", "cutout"]] = Field(
         default_factory=list, description="DiffAugment policies applied to real and fake images."
     )
-    amp: bool = Field(True, description="bf16 autocast for the forward passes on a GPU (no effect on CPU).")
+    amp: bool = Field(True, description="bf16 autocast for the forward passes on a GPU (on a CPU: cpu_bf16).")
+    cpu_bf16: bool = Field(
+        False,
+        description="bf16 autocast for the forward passes on a CPU as well; needs a CPU that computes bf16 natively "
+        "(AVX512-BF16 or AMX), elsewhere the stage stops with an error. Changes the numerics: a run of its own.",
+    )
     compile: bool = Field(False, description="Wrap both networks with torch.compile.")
     preload_max_gb: float = Field(
         2.0, ge=0, le=1024,

@@ -2,8 +2,10 @@
 
 import copy
 
+import pytest
 import torch
 
+from fashiongen.device import autocast_dtype
 from fashiongen.gan.losses import make_loss
 from fashiongen.gan.trainer import GANTrainer, make_adam
 from fashiongen.models.dcgan import Discriminator, Generator
@@ -69,3 +71,17 @@ def test_compiled_step_matches_eager():
     for _ in range(2):
         torch.testing.assert_close(compiled.step(real_batch()), eager.step(real_batch()), rtol=1e-3, atol=1e-4)
     assert set(compiled.state_dict()["generator"]) == set(eager.state_dict()["generator"])  # no _orig_mod. prefixes
+
+
+@pytest.mark.parametrize(
+    "device, amp, cpu_bf16, expected",
+    [
+        ("cuda", True, False, torch.bfloat16),
+        ("cuda", False, True, None),  # cpu_bf16 is about CPUs only
+        ("cpu", True, False, None),  # train.amp is about GPUs only
+        ("cpu", False, True, torch.bfloat16),
+    ],
+)
+def test_autocast_dtype_follows_the_option_of_the_device(monkeypatch, device, amp, cpu_bf16, expected):
+    monkeypatch.setattr("fashiongen.device.cpu_has_native_bf16", lambda: True)
+    assert autocast_dtype(torch.device(device), amp=amp, cpu_bf16=cpu_bf16) == expected

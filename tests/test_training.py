@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fashiongen.config import parse_params
-from fashiongen.errors import CheckpointError
+from fashiongen.errors import CheckpointError, ConfigError
 from fashiongen.gan.artifact import load_generator
 from fashiongen.gan.training import train_gan
 from fashiongen.metrics.features import save_evaluator
@@ -208,3 +208,27 @@ def test_generator_whose_weights_do_not_fit_its_config_says_what_differs(tmp_pat
     message = str(info.value)
     assert "'width': 8" in message
     assert "project.linear.weight has shape (1568, 16), the config needs (784, 16)" in message
+
+
+def test_cpu_bf16_trains_under_bf16_autocast_and_is_a_run_of_its_own(workdir, monkeypatch, caplog):
+    """On a CPU with bf16 units the option autocasts; a float32 checkpoint is then not resumed."""
+    monkeypatch.setattr("fashiongen.device.cpu_has_native_bf16", lambda: True)
+    run = paths(workdir)
+    train_gan(tiny_params(epochs=1), run)
+    float32 = weights(run)
+    seen = []
+    real_autocast = torch.autocast
+    monkeypatch.setattr(torch, "autocast", lambda *a, **k: seen.append((a, k)) or real_autocast(*a, **k))
+    with caplog.at_level("INFO"):
+        train_gan(tiny_params(epochs=1, cpu_bf16=True), run)
+    assert ("cpu",) in [a for a, _ in seen] and all(k["dtype"] == torch.bfloat16 for _, k in seen)
+    assert "belongs to another run (train.cpu_bf16: False -> True)" in caplog.text
+    assert any(not torch.equal(float32[k], v) for k, v in weights(run).items())
+
+
+def test_cpu_bf16_on_a_cpu_without_bf16_units_is_refused_before_any_output_changes(workdir, monkeypatch):
+    monkeypatch.setattr("fashiongen.device.cpu_has_native_bf16", lambda: False)
+    run = paths(workdir)
+    with pytest.raises(ConfigError, match=r"train.cpu_bf16 is true but this CPU has no native bf16.*set train.cpu_bf16: false"):
+        train_gan(tiny_params(epochs=1, cpu_bf16=True), run)
+    assert not run.generator.exists() and not run.checkpoints.exists()

@@ -12,7 +12,8 @@ What keeps the step cheap:
   flows to the generator, not weight gradients that would be thrown away
   (on the 2-core CPU this was the largest single gain, see docs/benchmarks.md);
 - Adam runs fused where PyTorch offers it (one kernel for all parameters);
-- on a GPU the forward passes run under bf16 autocast (losses in float32), and
+- on a GPU (and, with ``train.cpu_bf16``, on a CPU with native bf16) the
+  forward passes run under bf16 autocast (losses in float32), and
   ``compile=True`` hands both networks to ``torch.compile``.
 
 Options from the quality work: ``d_steps`` discriminator updates per generator
@@ -67,7 +68,7 @@ class GANTrainer:
     opt_d: torch.optim.Optimizer
     z_dim: int
     rng: torch.Generator
-    amp_dtype: torch.dtype | None = None  # bf16 autocast (GPU); None = full precision
+    amp_dtype: torch.dtype | None = None  # bf16 autocast; None = full precision
     compile: bool = False
     d_steps: int = 1
     gp_weight: float = 10.0

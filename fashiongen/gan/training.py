@@ -33,6 +33,7 @@ from fashiongen.atomic import reset_directory
 from fashiongen.config import Params
 from fashiongen.data.batches import ImageSource
 from fashiongen.data.prepared import load_prepared
+from fashiongen.device import autocast_dtype
 from fashiongen.errors import ConfigError, TrainingDiverged
 from fashiongen.gan.artifact import GeneratorSpec, build_generator, cpu_state, save_generator_state
 from fashiongen.gan.augment import make_augment
@@ -105,7 +106,7 @@ def build_trainer(
         opt_d=make_adam(discriminator.parameters(), lr=cfg.lr_d, betas=betas),
         z_dim=spec.z_dim,
         rng=torch.Generator(device=device).manual_seed(cfg.seed),
-        amp_dtype=torch.bfloat16 if cfg.amp and device.type == "cuda" else None,
+        amp_dtype=autocast_dtype(device, amp=cfg.amp, cpu_bf16=cfg.cpu_bf16),
         compile=cfg.compile,
         d_steps=cfg.d_steps,
         gp_weight=model.gp_weight,
