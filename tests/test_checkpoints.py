@@ -28,6 +28,16 @@ def test_identity_differences_name_nested_fields():
     assert identity_differences(saved, current) == ["model.z_dim: '<absent>' -> 64", "train.lr_g: 0.0002 -> 0.001"]
 
 
+def test_keys_a_checkpoint_lacks_count_as_their_defaults():
+    """A param added after the checkpoint was written: equal when the run keeps its default."""
+    saved = {"train": {"lr_g": 0.0002}}
+    defaults = {"train": {"lr_g": 0.002, "cpu_bf16": False}}
+    assert identity_differences(saved, {"train": {"lr_g": 0.0002, "cpu_bf16": False}}, defaults=defaults) == []
+    assert identity_differences(saved, {"train": {"lr_g": 0.0002, "cpu_bf16": True}}, defaults=defaults) == [
+        "train.cpu_bf16: False -> True"
+    ]
+
+
 def test_store_keeps_the_newest_and_prunes(tmp_path):
     store = CheckpointStore(tmp_path / "ckpt", keep=2)
     for epoch in (1, 2, 3):

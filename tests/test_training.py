@@ -232,3 +232,15 @@ def test_cpu_bf16_on_a_cpu_without_bf16_units_is_refused_before_any_output_chang
     with pytest.raises(ConfigError, match=r"train.cpu_bf16 is true but this CPU has no native bf16.*set train.cpu_bf16: false"):
         train_gan(tiny_params(epochs=1, cpu_bf16=True), run)
     assert not run.generator.exists() and not run.checkpoints.exists()
+
+
+def test_checkpoint_written_before_a_param_existed_resumes_at_its_default(workdir, caplog):
+    run = paths(workdir)
+    train_gan(tiny_params(epochs=1), run)
+    [checkpoint] = run.checkpoints.glob("epoch_*.pt")
+    payload = torch.load(checkpoint, weights_only=True)
+    del payload["identity"]["train"]["cpu_bf16"]  # as written before train.cpu_bf16 was added
+    torch.save(payload, checkpoint)
+    with caplog.at_level("INFO"):
+        train_gan(tiny_params(epochs=2), run)
+    assert f"resuming from {checkpoint}" in caplog.text

@@ -66,14 +66,21 @@ def _as_tuples(value: Any) -> Any:
     return value
 
 
-def identity_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
-    """``["train.lr_g: 0.0002 -> 0.0001", ...]``: where two run identities differ."""
+def identity_differences(
+    saved: dict[str, Any], current: dict[str, Any], prefix: str = "", defaults: dict[str, Any] | None = None
+) -> list[str]:
+    """``["train.lr_g: 0.0002 -> 0.0001", ...]``: where two run identities differ.
+
+    ``defaults`` (same layout) fills keys that ``saved`` lacks: params added
+    since the checkpoint was written, whose defaults keep the old behaviour.
+    """
+    defaults = defaults or {}
     differences = []
     for key in sorted(set(saved) | set(current)):
         name = f"{prefix}{key}"
-        old, new = saved.get(key, "<absent>"), current.get(key, "<absent>")
+        old, new = saved.get(key, defaults.get(key, "<absent>")), current.get(key, "<absent>")
         if isinstance(old, dict) and isinstance(new, dict):
-            differences += identity_differences(old, new, prefix=f"{name}.")
+            differences += identity_differences(old, new, prefix=f"{name}.", defaults=defaults.get(key))
         elif old != new:
             differences.append(f"{name}: {old!r} -> {new!r}")
     return differences
@@ -130,12 +137,15 @@ class CheckpointStore:
         for leftover in self.folder.glob(".epoch_*.tmp") if self.folder.is_dir() else []:
             leftover.unlink()
 
-    def load_resumable(self, identity: dict[str, Any], networks: dict[str, dict] | None = None) -> dict[str, Any] | None:
+    def load_resumable(
+        self, identity: dict[str, Any], networks: dict[str, dict] | None = None, defaults: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
         """The newest readable checkpoint of this run, or None (with the reason logged).
 
         ``networks`` (``{"generator": state_dict, ...}``) are the networks it
         must load into; a checkpoint whose tensors have other shapes is of
-        another run, as one of other params is.
+        another run, as one of other params is. ``defaults`` stand in for
+        identity keys the checkpoint lacks (see :func:`identity_differences`).
         """
         for path in self.existing():
             try:
@@ -145,7 +155,7 @@ class CheckpointStore:
             except Exception as exc:  # a damaged file can raise many exception types
                 log.warning("%s is unreadable (%s: %s); trying the previous checkpoint", path, type(exc).__name__, str(exc)[:120])
                 continue
-            differences = identity_differences(payload["identity"], identity)
+            differences = identity_differences(payload["identity"], identity, defaults=defaults)
             if differences:
                 log.info("%s belongs to another run (%s); training from scratch", path, "; ".join(differences))
                 return None

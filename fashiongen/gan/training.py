@@ -137,9 +137,21 @@ def run_identity(params: Params, train_images: np.ndarray, encoder: str | None) 
     """What determines the weights a run ends with: model, optimisation, data and (encoding) the encoder."""
     digest = hashlib.sha256(np.ascontiguousarray(train_images).data).hexdigest()
     return {
+        **params_identity(params),
+        "data": {"train_images_sha256": digest, "shape": list(train_images.shape), "encoder": encoder},
+    }
+
+
+def params_identity(params: Params) -> dict[str, Any]:
+    """The model and train params of a run's identity.
+
+    Those of ``Params()`` stand in for keys a checkpoint lacks: a param added
+    to FashionGen later defaults to the old behaviour, so a run checkpointed
+    before it existed stays resumable at that default.
+    """
+    return {
         "model": params.model.model_dump(),
         "train": {k: v for k, v in params.train.model_dump().items() if k not in NOT_TRAJECTORY},
-        "data": {"train_images_sha256": digest, "shape": list(train_images.shape), "encoder": encoder},
     }
 
 
@@ -187,7 +199,7 @@ def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.de
     store = CheckpointStore(paths.checkpoints, keep=cfg.keep_checkpoints)
     identity = run_identity(params, train_images, spec.encoder)
     networks = {"generator": trainer.generator.state_dict(), "discriminator": trainer.discriminator.state_dict()}
-    resumed = store.load_resumable(identity, networks) if cfg.resume else None
+    resumed = store.load_resumable(identity, networks, defaults=params_identity(Params())) if cfg.resume else None
     # every rank resumes from the same epoch (and has read the checkpoint before rank 0 may clear it)
     distributed.check_same_everywhere(ranks, resumed["epoch"] if resumed else 0, "the epoch to resume after",
                                       "models/checkpoints must be one folder that every node sees (a shared filesystem)")
