@@ -227,11 +227,15 @@ def test_cpu_bf16_trains_under_bf16_autocast_and_is_a_run_of_its_own(workdir, mo
 
 
 def test_cpu_bf16_on_a_cpu_without_bf16_units_is_refused_before_any_output_changes(workdir, monkeypatch):
-    monkeypatch.setattr("fashiongen.device.cpu_has_native_bf16", lambda: False)
     run = paths(workdir)
+    train_gan(tiny_params(epochs=1), run)
+    outputs = [run.generator, run.best_generator, *sorted(run.checkpoints.iterdir())]
+    before = {path: path.read_bytes() for path in outputs}
+    monkeypatch.setattr("fashiongen.device.cpu_has_native_bf16", lambda: False)
     with pytest.raises(ConfigError, match=r"train.cpu_bf16 is true but this CPU has no native bf16.*set train.cpu_bf16: false"):
         train_gan(tiny_params(epochs=1, cpu_bf16=True), run)
-    assert not run.generator.exists() and not run.checkpoints.exists()
+    assert sorted(run.checkpoints.iterdir()) == outputs[2:]
+    assert all(path.read_bytes() == content for path, content in before.items())
 
 
 def test_checkpoint_written_before_a_param_existed_resumes_at_its_default(workdir, caplog):
