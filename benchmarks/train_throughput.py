@@ -165,7 +165,10 @@ def main() -> None:
             stages["fashiongen_stage_cpu_bf16"] = time_stage(args, device, cpu_bf16=True)
     peaks_seen.append(matmul_peak(device))
     peak = max(peaks_seen)  # the best the machine did: the conservative denominator for MFU
-    bf16_names = {"fashiongen_step_cpu_bf16", "fashiongen_stage_cpu_bf16"} | ({"fashiongen_step", "fashiongen_stage"} if amp else set())
+
+    def peak_of(name: str) -> float:
+        """The matmul peak of the loop's arithmetic: bf16 for the cpu_bf16 loops and, with amp on a GPU, for all of ours."""
+        return peak_bf16 if name.endswith("_cpu_bf16") or (amp and name != "reference") else peak
 
     result = {
         "machine": machine(device),
@@ -182,11 +185,11 @@ def main() -> None:
     for name, values in rates.items():
         median = statistics.median(values)
         result[name] = {"images_per_s": values, "median": median,
-                        "mfu": median * flops / (peak_bf16 if name in bf16_names else peak)}
+                        "mfu": median * flops / peak_of(name)}
         if name != "reference":
             result[f"ratio_{name.removeprefix('fashiongen_')}_vs_reference"] = median / reference
     for name, stage in stages.items():
-        stage["mfu"] = stage["images_per_s"] * flops / (peak_bf16 if name in bf16_names else peak)
+        stage["mfu"] = stage["images_per_s"] * flops / peak_of(name)
         result[name] = stage
         result[f"ratio_{name.removeprefix('fashiongen_')}_vs_reference"] = stage["images_per_s"] / reference
     write_json(args.json, result)
