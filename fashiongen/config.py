@@ -177,7 +177,13 @@ class TrainConfig(_Section):
     eval_samples: int = Field(2000, ge=100, le=100000)
     checkpoint_every: int = Field(1, ge=1, description="Epochs between checkpoints (and always the last).")
     keep_checkpoints: int = Field(2, ge=1, le=1000, description="Newest checkpoints kept; older ones deleted.")
-    resume: bool = Field(True, description="Continue from the newest checkpoint of the same run.")
+    resume: bool = Field(
+        True, description="Continue a run that was interrupted before its end (same code, params and data)."
+    )
+    extend: bool = Field(
+        False, description="Continue the finished run of the same code, params and data but fewer epochs up to "
+        "train.epochs, instead of training afresh.",
+    )
     ema: float = Field(0.0, ge=0, lt=1, description="Decay of the generator's weight average; 0 = no average.")
     d_steps: int = Field(1, ge=1, le=10, description="Discriminator updates per generator update.")
     augment: list[Literal["color", "translation", "cutout"]] = Field(

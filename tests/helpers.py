@@ -98,6 +98,38 @@ def paths(root: Path, name: str = "run"):
     )
 
 
+def tiny_train_params(**train):
+    """Params of a training run that takes a second or two on the blobs of :func:`make_prepared`."""
+    from fashiongen.config import parse_params
+
+    return parse_params(
+        {
+            "model": {"g_width": 8, "d_width": 8, "z_dim": 16},
+            "train": {"epochs": 2, "batch_size": 32, "log_every": 2, "eval_samples": 100, "device": "cpu", **train},
+            "data": {"subset": 100},
+            "evaluate": {"num_samples": 100},
+        }
+    )
+
+
+def with_train(params, **changes):
+    return params.model_copy(update={"train": params.train.model_copy(update=changes)})
+
+
+def generator_weights(path: Path) -> dict:
+    from fashiongen.gan.artifact import load_generator
+
+    return load_generator(path).module.state_dict()
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    import torch
+
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
 def chromium_executable() -> str:
     """A Chromium-family browser for the rendering tests: Debian's chromium, or one named by the environment."""
     import os

@@ -104,7 +104,8 @@ class GANTrainer:
             "rng": capture_rng(self.rng),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], fallback_seed: int = 0) -> None:
+        """Restore :meth:`state_dict`; ``fallback_seed`` reseeds a noise stream saved on another device type."""
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
@@ -113,7 +114,7 @@ class GANTrainer:
             self.ema.load_state_dict(state["ema"])
         self._d_updates = state["d_updates"]
         self._g_loss = state["g_loss"]
-        restore_rng(state["rng"], self.rng)
+        restore_rng(state["rng"], self.rng, fallback_seed)
 
     def sample_noise(self, n: int, device: torch.device) -> torch.Tensor:
         return torch.randn(n, self.z_dim, device=device, generator=self.rng)
