@@ -25,6 +25,8 @@ DEFAULT_PARAMS_PATH = Path("params.yaml")
 FASHION_MNIST_SIZE = 28
 FOLDER_SIZES = (32, 64, 128)
 DEFAULT_FOLDER_SIZE = 64
+# Option values: each must equal its registry's names (tests/test_config.py checks every one).
+AugmentName = Literal["color", "translation", "cutout"]  # fashiongen.gan.augment.AUGMENTS
 
 
 class _Section(BaseModel):
@@ -186,7 +188,7 @@ class TrainConfig(_Section):
     )
     ema: float = Field(0.0, ge=0, lt=1, description="Decay of the generator's weight average; 0 = no average.")
     d_steps: int = Field(1, ge=1, le=10, description="Discriminator updates per generator update.")
-    augment: list[Literal["color", "translation", "cutout"]] = Field(
+    augment: list[AugmentName] = Field(
         default_factory=list, description="DiffAugment policies applied to real and fake images."
     )
     amp: bool = Field(True, description="bf16 autocast for the forward passes on a GPU (on a CPU: cpu_bf16).")

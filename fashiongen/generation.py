@@ -45,22 +45,11 @@ def resolve_label(text: str, classes: list[str]) -> int:
 
 def generation_conditions(
     loaded: LoadedGenerator, n: int, label: str | None, like: Path | None, encoder_path: Path, device
-) -> torch.Tensor | None:
-    """The condition of each of ``n`` samples, or None for an unconditional generator."""
-    condition = loaded.spec.condition
-    if condition != "label" and label is not None:
-        raise ConfigError(f"--label needs a generator trained with model.condition: label; this one has {condition!r}.")
-    if condition != "encoding" and like is not None:
-        raise ConfigError(f"--like needs a generator trained with model.condition: encoding; this one has {condition!r}.")
-    if condition == "none":
-        return None
-    if condition == "label":
-        if label is None:
-            return torch.arange(n) % loaded.spec.num_classes
-        return torch.full((n,), resolve_label(label, loaded.classes), dtype=torch.long)
-    if like is None:
-        raise ConfigError("this generator varies a real image (model.condition: encoding); pass --like IMAGE.")
-    return encode_user_image(loaded, like, encoder_path, device).expand(n, -1)
+) -> torch.Tensor:
+    """The condition of each of ``n`` samples (N×0 for an unconditional generator), from ``--label``/``--like``."""
+    from fashiongen.gan.conditions import condition_kind
+
+    return condition_kind(loaded.spec.condition).from_request(loaded, n, label, like, encoder_path, device)
 
 
 def encode_user_image(loaded: LoadedGenerator, image_path: Path, encoder_path: Path, device) -> torch.Tensor:

@@ -189,7 +189,10 @@ def test_training_killed_with_sigkill_resumes_and_ends_identical(tiny_repo, venv
     assert not (checkpoints / "epoch_0002.pt").exists(), "the kill came too late to interrupt training"
     assert snapshot(repo, work_area=False) == outputs  # the killed run changed no output
 
-    resumed = dvc(repo, "repro", env=venv_env)
+    # the killed run changed no output, so DVC sees the stage as done: a forced rerun (like a rerun after a
+    # params change that the kill interrupted) finds the interrupted run's checkpoint and resumes it
+    assert "Data and pipelines are up to date" in dvc(repo, "status", env=venv_env).stdout
+    resumed = dvc(repo, "repro", "--force", "--single-item", "train", env=venv_env)
     assert "Running stage 'train'" in resumed.stdout
     assert "resuming from models/checkpoints/epoch_0001.pt (epoch 1" in resumed.stdout + resumed.stderr
     weights = generator_weights(repo)

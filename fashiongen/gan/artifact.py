@@ -35,7 +35,7 @@ class GeneratorSpec:
     channels: int
     image_size: int
     arch: str = "dcgan"
-    condition: str = "none"  # none | label | encoding
+    condition: str = "none"  # a kind of fashiongen.gan.conditions (none | label | encoding)
     num_classes: int = 0
     cond_dim: int = 0  # class embedding size (label) or encoding size (encoding)
     encoder: str | None = None  # id of the encoder whose encodings it was trained on (encoding)
@@ -57,10 +57,15 @@ class GeneratorSpec:
 
 
 def build_generator(spec: GeneratorSpec) -> nn.Module:
+    """The untrained network ``G(z, c)`` of ``spec``; a :class:`CheckpointError` for an unknown arch or condition."""
+    from fashiongen.gan.conditions import KINDS
+
+    if spec.condition not in KINDS:
+        raise CheckpointError(f"cannot build the generator: unknown condition {spec.condition!r} (known: {', '.join(KINDS)}).")
     try:
         return models.build_generator(
             spec.arch, spec.z_dim, spec.width, spec.channels, spec.image_size,
-            condition=spec.condition, num_classes=spec.num_classes, cond_dim=spec.cond_dim,
+            condition=KINDS[spec.condition], num_classes=spec.num_classes, cond_dim=spec.cond_dim,
         )
     except ValueError as exc:
         raise CheckpointError(f"cannot build the generator: {exc}") from None

@@ -19,24 +19,22 @@ def noise(n: int, z_dim: int, seed: int) -> torch.Tensor:
     return torch.randn(n, z_dim, generator=generator)
 
 
-def forward(generator: nn.Module, z: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-    """``G(z)`` for an unconditional generator, ``G(z, c)`` for a conditional one."""
-    return generator(z) if cond is None else generator(z, cond)
-
-
 @torch.inference_mode()
 def generate_uint8(
-    generator: nn.Module, z: torch.Tensor, batch_size: int, device: torch.device | str = "cpu",
-    cond: torch.Tensor | None = None,
+    generator: nn.Module, z: torch.Tensor, batch_size: int, device: torch.device | str, cond: torch.Tensor,
 ) -> torch.Tensor:
-    """Images for the noise ``z`` (and conditions ``cond``, one per row), uint8 N×C×H×W on the CPU, in eval mode."""
+    """``G(z, c)`` as uint8 N×C×H×W on the CPU, in eval mode, ``batch_size`` rows at a time.
+
+    ``z`` is N×z_dim noise, ``cond`` the N conditions (N×0 for an unconditional
+    generator: :mod:`fashiongen.gan.conditions`).
+    """
     was_training = generator.training
     generator.eval()
     try:
         chunks = []
         for i in range(0, len(z), batch_size):
-            c = cond[i : i + batch_size].to(device) if cond is not None else None
-            chunks.append(to_uint8(forward(generator, z[i : i + batch_size].to(device), c)).cpu())
+            rows = slice(i, i + batch_size)
+            chunks.append(to_uint8(generator(z[rows].to(device), cond[rows].to(device))).cpu())
     finally:
         generator.train(was_training)
     return torch.cat(chunks)
@@ -44,7 +42,7 @@ def generate_uint8(
 
 def sample_uint8(
     generator: nn.Module, n: int, z_dim: int, seed: int, batch_size: int = 1000, device: torch.device | str = "cpu",
-    cond: torch.Tensor | None = None,
+    *, cond: torch.Tensor,
 ) -> torch.Tensor:
-    """``n`` images from fresh seeded noise (and the given conditions)."""
+    """``n`` images from fresh seeded noise and the given ``n`` conditions."""
     return generate_uint8(generator, noise(n, z_dim, seed), batch_size, device, cond)

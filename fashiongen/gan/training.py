@@ -44,7 +44,7 @@ from fashiongen.gan.artifact import GeneratorSpec, build_generator, cpu_state, s
 from fashiongen.gan.augment import make_augment
 from fashiongen.gan import distributed
 from fashiongen.gan.checkpoints import CheckpointStore, shape_differences
-from fashiongen.gan.conditions import Conditions, load_conditions
+from fashiongen.gan.conditions import Conditions, check_data_fits, condition_kind, encoder_of, load_conditions
 from fashiongen.gan.distributed import Ranks
 from fashiongen.gan.ema import GeneratorEMA, recompute_batchnorm
 from fashiongen.gan.live import open_live
@@ -72,17 +72,18 @@ def build_trainer(
 ) -> tuple[GeneratorSpec, GANTrainer]:
     """The networks, optimisers and options of ``params``; ``encoding_dim``/``encoder`` for condition encoding."""
     cfg, model = params.train, params.model
-    cond_dim = {"none": 0, "label": model.embed_dim, "encoding": encoding_dim}[model.condition]
+    kind = condition_kind(model.condition)
+    cond_dim = kind.width(model.embed_dim, encoding_dim)
     spec = GeneratorSpec(
         z_dim=model.z_dim, width=model.g_width, channels=channels, image_size=image_size, arch=model.arch,
-        condition=model.condition, num_classes=num_classes if model.condition != "none" else 0, cond_dim=cond_dim,
-        encoder=encoder if model.condition == "encoding" else None,
+        condition=kind.name, num_classes=num_classes if kind.conditional else 0, cond_dim=cond_dim,
+        encoder=encoder if kind.uses_encoder else None,
     )
     generator = build_generator(spec).to(device).to(memory_format=torch.channels_last)
     discriminator = build_discriminator(
         model.arch, model.d_width, channels, image_size,
         norm=model.resolved_d_norm(), spectral_norm=model.spectral_norm, dropout=model.d_dropout,
-        condition=model.condition, num_classes=num_classes, cond_dim=cond_dim,
+        condition=kind, num_classes=num_classes, cond_dim=cond_dim,
     ).to(device).to(memory_format=torch.channels_last)
     betas = (cfg.beta1, cfg.beta2)
     trainer = GANTrainer(
@@ -104,9 +105,9 @@ def build_trainer(
 
 
 def batches(
-    images: torch.Tensor | ImageSource, batch_size: int, rng: torch.Generator, conditions: Conditions | None = None,
+    images: torch.Tensor | ImageSource, batch_size: int, rng: torch.Generator, conditions: Conditions,
     ranks: Ranks = Ranks(),
-) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Full batches of one epoch, drawn by index from a fresh permutation: (images in [-1, 1], their conditions).
 
     With several processes every rank draws the same permutation (``rng`` is
@@ -117,7 +118,7 @@ def batches(
     for start in range(0, len(images) - batch_size + 1, batch_size):
         index = ranks.shard(order[start : start + batch_size])
         real = to_model_range(take(index)).contiguous(memory_format=torch.channels_last)
-        yield real, conditions.of(index) if conditions is not None else None
+        yield real, conditions.of(index)
 
 
 def train_gan(params: Params, paths: TrainPaths) -> dict:
@@ -138,18 +139,13 @@ def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.de
     steps_per_epoch = len(train_images) // cfg.batch_size
     if steps_per_epoch == 0:
         raise ConfigError(f"train.batch_size={cfg.batch_size} exceeds the {len(train_images)} training images; lower it.")
-    if params.model.condition == "label" and not data.labelled:
-        raise ConfigError(
-            f"model.condition is 'label' but {paths.prepared} has no class labels (a folder without class "
-            "subfolders); use model.condition none, or sort the images into one subfolder per class."
-        )
+    kind = condition_kind(params.model.condition)
+    check_data_fits(kind, data, paths.prepared)
     images = ImageSource(train_images, device, cfg.preload_max_gb)
-    conditions = load_conditions(
-        params.model.condition, data.split("train").labels, data.num_classes, paths.encodings, device
-    )
+    conditions = load_conditions(kind, data.split("train").labels, data.num_classes, paths.encodings, device)
     spec, trainer = build_trainer(
         params, data.channels, data.image_size, device, num_classes=data.num_classes,
-        encoding_dim=conditions.width, encoder=encodings_source(paths.encodings, params.model.condition),
+        encoding_dim=conditions.width, encoder=encoder_of(kind, paths.encodings),
     )
     run = TrainingRun(trainer, order_rng=trainer.rng, seed=cfg.seed)
     if ranks.enabled:
@@ -266,15 +262,6 @@ def ready_sampler(trainer: GANTrainer, conditions: Conditions, cfg, device) -> t
     if trainer.ema is not None:
         recompute_batchnorm(trainer.ema.module, trainer.z_dim, cfg.batch_size, cfg.seed, device, conditions.sample)
     return trainer.sampler
-
-
-def encodings_source(encodings_dir: Path, condition: str) -> str | None:
-    """The id of the encoder behind ``data/encodings`` (recorded in encoding generators)."""
-    if condition != "encoding":
-        return None
-    from fashiongen.encoding import encodings_meta
-
-    return encodings_meta(encodings_dir)["encoder"]
 
 
 def train_one_epoch(
