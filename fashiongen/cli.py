@@ -113,9 +113,9 @@ def _run_generate(args: argparse.Namespace) -> None:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    from fashiongen.compare import compare, load_metrics, load_tolerances, to_markdown
+    from fashiongen.compare import compare_files, to_markdown
 
-    comparison = compare(load_metrics(args.baseline), load_metrics(args.current), load_tolerances(args.tolerances))
+    comparison = compare_files(args.baseline, args.current, args.tolerances)
     print(to_markdown(comparison, args.allow_ruler_change))
     return 0 if comparison.passed(args.allow_ruler_change) else 1
 
