@@ -121,9 +121,13 @@ def _run_compare(args: argparse.Namespace) -> int:
 
 
 def _run_report(args: argparse.Namespace) -> None:
-    from fashiongen.report import write_report
+    from fashiongen.report import how_to_get, write_report
 
-    print(f"wrote {write_report(args.repo, args.exp, args.out)}")
+    runs = write_report(args.repo, args.exp, args.out)
+    print(f"wrote {args.out}")
+    for run in runs:
+        if run.missing:
+            print(f"note: {how_to_get(run)}", file=sys.stderr)
 
 
 def _run_profile(args: argparse.Namespace) -> None:
