@@ -11,73 +11,19 @@ def test_report_picks_start_quarter_half_three_quarters_and_end():
     assert progress_epochs([]) == []
 
 
-# A small git + DVC repository shaped like FashionGen's outputs: metrics and curves are git-tracked
-# (cache: false), the sample grids live in the DVC cache, so a `git clone` has the first but not the second.
-FAKE_STAGE = '''\
-import json, os
-from PIL import Image
-from ruamel.yaml import YAML
-epochs = YAML(typ="safe").load(open("params.yaml"))["train"]["epochs"]
-for folder in ("results/evaluate", "results/train/samples", "results/train/plots/metrics"):
-    os.makedirs(folder, exist_ok=True)
-json.dump({"fid": 10.0 + epochs, "fid_floor": 1.0, "num_samples": 10, "features": "evaluator-x",
-           "evaluator_accuracy": 0.5}, open("results/evaluate/metrics.json", "w"))
-open("results/train/plots/metrics/d_loss.tsv", "w").write("step\\td_loss\\n0\\t1.0\\n1\\t0.5\\n")
-for epoch in range(1, epochs + 1):
-    Image.new("L", (8, 8), 40 * epoch).save(f"results/train/samples/epoch_{epoch:04d}.png")
-Image.new("L", (8, 8), 50).save("results/evaluate/samples.png")
-'''
-FAKE_DVC_YAML = """\
-stages:
-  fake:
-    cmd: python make.py
-    deps: [make.py]
-    params: [train.epochs]
-    outs:
-      - results/train/plots/metrics:
-          cache: false
-      - results/train/samples
-      - results/evaluate/samples.png
-    metrics:
-      - results/evaluate/metrics.json:
-          cache: false
-"""
-
-
-def fake_repo(root, run_pipeline=True):
-    import sys
-
-    from helpers import run
-
-    root.mkdir()
-    (root / "make.py").write_text(FAKE_STAGE)
-    (root / "dvc.yaml").write_text(FAKE_DVC_YAML)
-    (root / "params.yaml").write_text("train:\n  epochs: 2\n")
-    run(["git", "init", "-q"], root)
-    run(["git", "config", "user.email", "ci@example.com"], root)
-    run(["git", "config", "user.name", "FashionGen CI"], root)
-    run([sys.executable, "-m", "dvc", "init", "-q"], root)
-    run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], root)
-    if run_pipeline:
-        run([sys.executable, "-m", "dvc", "repro", "-q"], root)
-    run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "pipeline"], root)
-    return root
-
-
 @pytest.fixture(scope="module")
 def repos(tmp_path_factory, venv_env):
     """(a repository that ran the fake pipeline and has experiment 'longer', a `git clone` of it)."""
     import os
     import sys
 
-    from helpers import run
+    from helpers import fake_results_repo, run
 
     root = tmp_path_factory.mktemp("report")
     saved = dict(os.environ)
     os.environ.update(venv_env)  # the fake stage runs `python`
     try:
-        original = fake_repo(root / "original")
+        original = fake_results_repo(root / "original")
         run([sys.executable, "-m", "dvc", "exp", "run", "--temp", "-q", "-n", "longer", "-S", "train.epochs=4"], original)
         run(["git", "clone", "-q", str(original), str(root / "clone")], root)
     finally:
@@ -134,7 +80,9 @@ def test_unknown_experiment_is_named_and_points_to_dvc_exp_show(repos, tmp_path,
 
 
 def test_nothing_to_report_is_one_error_line_and_keeps_an_earlier_page(tmp_path, capsys):
-    repo = fake_repo(tmp_path / "never-run", run_pipeline=False)
+    from helpers import fake_results_repo
+
+    repo = fake_results_repo(tmp_path / "never-run", run_pipeline=False)
     (tmp_path / "report.html").write_text("earlier page")
     status, out, err = report(repo, tmp_path, capsys)
     assert status == 2 and len(err) == 1
