@@ -55,7 +55,8 @@ def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep")
     torch.manual_seed(0)
     for name, spec in (("generator.pt", GeneratorSpec(8, 8, 1, 28)),
-                       ("label_generator.pt", GeneratorSpec(8, 8, 1, 28, condition="label", num_classes=10, cond_dim=4))):
+                       ("label_generator.pt", GeneratorSpec(8, 8, 1, 28, condition="label", num_classes=10, cond_dim=4)),
+                       ("encoding_generator.pt", GeneratorSpec(8, 8, 1, 28, condition="encoding", cond_dim=4, encoder="encoder-x"))):
         save_generator(root / name, build_generator(spec), spec, [f"class {i}" for i in range(10)], {})
     metrics = {"fid": 20.0, "kid_mean": 0.5, "is_mean": 6.0, "num_samples": 1000, "features": "evaluator-a"}
     (root / "metrics.json").write_text(json.dumps(metrics))
@@ -81,7 +82,7 @@ def files(tmp_path_factory):
 
 
 def paths(files: Path, outputs: bool = False):
-    existing = ["generator.pt", "label_generator.pt", "metrics.json", "worse.json", "nan.json", "null.json", "list.json",
+    existing = ["generator.pt", "label_generator.pt", "encoding_generator.pt", "metrics.json", "worse.json", "nan.json", "null.json", "list.json",
                 "tolerances.yaml", "bad_tolerances.yaml", "empty", "binary.bin", "folder", "photo.png", "repo",
                 "missing.png", "folder/deeper/out.png", "empty/out.png"]
     choices = st.sampled_from([str(files / name) for name in existing])
@@ -132,7 +133,7 @@ def test_generate_never_tracebacks(files, data):
     spec = {"--checkpoint": paths(files), "--seed": odd_int, "--nrow": odd_int, "--label": odd_text,
             "--like": paths(files), "--encoder": paths(files),
             "--device": st.sampled_from(["auto", "cpu", "cuda", "gpu", ""])}
-    checkpoint = draw(st.sampled_from([files / "generator.pt", files / "label_generator.pt"]))
+    checkpoint = draw(st.sampled_from([files / name for name in ("generator.pt", "label_generator.pt", "encoding_generator.pt")]))
     argv = ["generate", "--checkpoint", str(checkpoint), "--n", draw(odd_int), "--out", draw(paths(files, outputs=True))]
     argv += options(draw, files, spec)
     status, _, stderr = run_cli(argv)
