@@ -159,6 +159,8 @@ def load_run(repo: Path, exp: str | None) -> Run:
     metrics = parsed(METRICS_FILE, json.loads)
     if metrics is None and not any(entry.startswith(METRICS_FILE) for entry in files.missing):
         files.missing.append(f"{METRICS_FILE} (not produced)")
+    elif metrics is not None and not (isinstance(metrics, dict) and metrics):
+        files.missing.append(f"{METRICS_FILE} (holds no metrics)")
     curves = {}
     epoch_of_step = parsed(f"{METRICS_DIR}/epoch.tsv", table)
     for _, names in CURVES:
