@@ -261,6 +261,8 @@ def read_yaml(path: Path) -> Any:
             f"{path} not found. Run from the repository root (where params.yaml lives), "
             "or restore it with `git checkout params.yaml`."
         ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} cannot be read as YAML text ({getattr(exc, 'strerror', None) or type(exc).__name__}).") from None
     try:
         return YAML(typ="safe", pure=True).load(text)
     except YAMLError as exc:

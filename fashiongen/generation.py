@@ -68,3 +68,43 @@ def encode_user_image(loaded: LoadedGenerator, image_path: Path, encoder_path: P
     dark_background = loaded.params.get("data", {}).get("source", "fashion-mnist") == "fashion-mnist"
     image = match_background(image, dark_background)
     return encode_images(encoder, np.ascontiguousarray(image[None]), device=device)
+
+
+# Bytes a `generate` request holds at its peak, per value: the noise (Philox words, uniforms, their
+# normal quantiles: 3 × 8 bytes, then float32), the uint8 images twice (batches + their concatenation),
+# and for a grid torchvision's float32 RGB copies (the images, the grid, the scaled grid) and the uint8 grid.
+_NOISE_BYTES, _IMAGE_BYTES, _GRID_TILE_BYTES, _GRID_PIXEL_BYTES = 28, 2, 3 * 4, 3 * 4 * 2 + 3
+
+
+def generate_memory_bytes(n: int, z_dim: int, channels: int, size: int, grid: tuple[int, int] | None) -> int:
+    """About how many bytes ``fashiongen generate`` needs for ``n`` images (``grid``: the grid's px, or None for .npz)."""
+    needed = n * z_dim * _NOISE_BYTES + n * channels * size * size * _IMAGE_BYTES
+    if grid is not None:
+        needed += n * 3 * size * size * _GRID_TILE_BYTES + grid[0] * grid[1] * _GRID_PIXEL_BYTES
+    return needed
+
+
+def available_memory_bytes() -> int | None:
+    """The memory the kernel says is available to a new allocation (Linux ``MemAvailable``), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_memory(needed: int, what: str, fix: str) -> None:
+    """Refuse, before any work, a request that needs more memory than is available.
+
+    Raises:
+        FashionGenError: ``what`` needs about ``needed`` bytes, more than available; ``fix`` says what to change.
+    """
+    available = available_memory_bytes()
+    if available is not None and needed > available:
+        raise FashionGenError(
+            f"{what} needs about {needed / 2**30:.1f} GiB of memory, more than the {available / 2**30:.1f} GiB "
+            f"available: {fix}."
+        )

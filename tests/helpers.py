@@ -212,3 +212,54 @@ def make_photo_folder(root: Path, per_class: int = 20, seed: int = 0) -> Path:
     (root / ".hidden").mkdir()
     Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(root / ".hidden" / "x.png")
     return root
+
+
+# A small git + DVC repository shaped like FashionGen's outputs: metrics and curves are git-tracked
+# (cache: false), the sample grids live in the DVC cache, so a `git clone` has the first but not the second.
+FAKE_STAGE = '''\
+import json, os
+from PIL import Image
+from ruamel.yaml import YAML
+epochs = YAML(typ="safe").load(open("params.yaml"))["train"]["epochs"]
+for folder in ("results/evaluate", "results/train/samples", "results/train/plots/metrics"):
+    os.makedirs(folder, exist_ok=True)
+json.dump({"fid": 10.0 + epochs, "fid_floor": 1.0, "num_samples": 10, "features": "evaluator-x",
+           "evaluator_accuracy": 0.5}, open("results/evaluate/metrics.json", "w"))
+open("results/train/plots/metrics/d_loss.tsv", "w").write("step\\td_loss\\n0\\t1.0\\n1\\t0.5\\n")
+for epoch in range(1, epochs + 1):
+    Image.new("L", (8, 8), 40 * epoch).save(f"results/train/samples/epoch_{epoch:04d}.png")
+Image.new("L", (8, 8), 50).save("results/evaluate/samples.png")
+'''
+FAKE_DVC_YAML = """\
+stages:
+  fake:
+    cmd: python make.py
+    deps: [make.py]
+    params: [train.epochs]
+    outs:
+      - results/train/plots/metrics:
+          cache: false
+      - results/train/samples
+      - results/evaluate/samples.png
+    metrics:
+      - results/evaluate/metrics.json:
+          cache: false
+"""
+
+
+def fake_results_repo(root: Path, run_pipeline: bool = True) -> Path:
+    """A git + DVC repository with a fake stage writing FashionGen's result files (`dvc repro` it, or not)."""
+    root.mkdir()
+    (root / "make.py").write_text(FAKE_STAGE)
+    (root / "dvc.yaml").write_text(FAKE_DVC_YAML)
+    (root / "params.yaml").write_text("train:\n  epochs: 2\n")
+    run(["git", "init", "-q"], root)
+    run(["git", "config", "user.email", "ci@example.com"], root)
+    run(["git", "config", "user.name", "FashionGen CI"], root)
+    run([sys.executable, "-m", "dvc", "init", "-q"], root)
+    run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], root)
+    if run_pipeline:
+        run([sys.executable, "-m", "dvc", "repro", "-q"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "pipeline"], root)
+    return root
