@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     profile.add_argument("name", help="profile name, e.g. tiny")
     profile.set_defaults(run=_run_profile)
+    _add_check_folder(commands)
     return parser
 
 
@@ -132,6 +133,33 @@ def _run_profile(args: argparse.Namespace) -> None:
     from fashiongen.profiles import load_profile, set_args
 
     print(shlex.join(set_args(load_profile(args.name))))
+
+
+# --- check-folder: what the pipeline would make of a photo folder (fashiongen/data/folder_check.py) ---
+
+def _add_check_folder(commands) -> None:
+    check = commands.add_parser(
+        "check-folder",
+        help="report what download/preprocess would make of a photo folder; writes nothing",
+        description="Scan and decode a photo folder as the download and preprocess stages would, writing nothing. "
+        "Prints per class the image count, size range and modes, every file that would be skipped or ignored "
+        "with the reason, and warnings. Exits 0 if the folder would train, 2 otherwise.",
+    )
+    check.add_argument("folder", type=Path, metavar="PATH")
+    check.add_argument("--params", type=Path, default=Path("params.yaml"),
+                       help="params whose data.*, model.condition and evaluate.num_samples apply "
+                       "(default params.yaml; its defaults when the file is absent)")
+    check.set_defaults(run=_run_check_folder)
+
+
+def _run_check_folder(args: argparse.Namespace) -> int:
+    from fashiongen.config import Params, load_params
+    from fashiongen.data.folder_check import check_folder, print_report
+
+    params = load_params(args.params) if args.params.exists() else Params()
+    report = check_folder(args.folder, params)
+    print_report(args.folder, report)
+    return 0 if report.would_train else 2
 
 
 def main(argv: list[str] | None = None) -> int:
