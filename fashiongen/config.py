@@ -41,7 +41,7 @@ class DataConfig(_Section):
     )
     folder: str = Field(
         "data/photos", min_length=1,
-        description="data.source folder: a folder of JPEG/PNG/WebP images, nested; subfolders name classes. "
+        description="data.source folder: a folder of JPEG/PNG/WebP/GIF/BMP/TIFF images, nested; subfolders name classes. "
         "A dependency of the download stage whatever the source, so it must exist.",
     )
     image_size: Optional[int] = Field(

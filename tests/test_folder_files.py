@@ -277,6 +277,15 @@ def test_subset_left_out_images_are_counted(messy_folder, tmp_path):
     assert files["used"] + files["subset_left_out"] == 12
 
 
+def two_class_folder(root: Path, per_class: int) -> Path:
+    """Classes ``a`` and ``b``, ``per_class`` small distinct PNGs each."""
+    for cls, blue in (("a", 0), ("b", 100)):
+        (root / cls).mkdir(parents=True)
+        for i in range(per_class):
+            (root / cls / f"{i}.png").write_bytes(png_bytes((40 * i, 0, blue)))
+    return root
+
+
 # --- oversized images and JPEG draft decoding ---------------------------------------------------------------
 
 
@@ -305,11 +314,7 @@ print(json.dumps({"skipped": meta["skipped"], "counts": meta["counts"], "own_mb"
 
 
 def test_an_image_above_the_pixel_limit_is_skipped_before_decoding_with_bounded_memory(tmp_path):
-    folder = tmp_path / "photos"
-    for cls in ("a", "b"):
-        (folder / cls).mkdir(parents=True)
-        for i in range(4):
-            (folder / cls / f"{i}.png").write_bytes(png_bytes((40 * i, 0, 0)))
+    folder = two_class_folder(tmp_path / "photos", 4)
     write_blank_png(folder / "a" / "huge.png", 19000, 19000)
     assert (folder / "a" / "huge.png").stat().st_size < 400_000
     result = subprocess.run([sys.executable, "-c", PEAK_RSS_CHILD, str(folder), str(tmp_path / "out")],
@@ -425,11 +430,7 @@ def test_prepared_data_is_byte_identical_across_workers_locations_and_runs(tmp_p
 
 
 def test_names_that_are_not_utf8_are_read_by_the_stages(tmp_path):
-    root = tmp_path / "photos"
-    for cls in ("a", "b"):
-        (root / cls).mkdir(parents=True)
-        for i in range(3):
-            (root / cls / f"{i}.png").write_bytes(png_bytes((50 * i, 0, 0)))
+    root = two_class_folder(tmp_path / "photos", 3)
     latin1 = os.fsencode(root / "a") + b"/caf\xe9.png"  # as unzipped from an archive made on Windows
     with open(latin1, "wb") as handle:
         handle.write(png_bytes((0, 255, 0)))
