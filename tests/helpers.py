@@ -180,3 +180,11 @@ def make_photo_folder(root: Path, per_class: int = 20, seed: int = 0) -> Path:
     (root / ".hidden").mkdir()
     Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(root / ".hidden" / "x.png")
     return root
+
+
+def readme_block(heading: str) -> str:
+    """The first ```bash block after ``heading`` in README.md (tests run the commands the README gives)."""
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index(heading):]
+    start = section.index("```bash\n") + len("```bash\n")
+    return section[start:section.index("\n```", start)]

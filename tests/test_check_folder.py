@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 import pytest
 from PIL import Image
 
 from fashiongen.cli import main
-from helpers import make_photo_folder
+from helpers import make_photo_folder, readme_block
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +98,19 @@ def test_a_missing_folder_is_a_one_line_error(tmp_path, capsys, monkeypatch):
     status, out, err = check([tmp_path / "nope"], capsys, tmp_path, monkeypatch)
     assert status == 2 and out == ""
     assert err.startswith("error: data.folder=") and "is not a folder" in err
+
+
+def test_links_to_nothing_make_the_check_fail_and_the_readme_commands_remove_them(photos, tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    os.symlink(tmp_path / "gone.jpg", folder / "shoes" / "gone.jpg")
+    os.symlink(folder / "bags", folder / "shoes" / "loop")  # a loop is ignored, not a problem
+    status, out, _ = check([folder], capsys, tmp_path, monkeypatch)
+    assert status == 2 and "  shoes/gone.jpg: is a symbolic link to nothing (its target is missing)" in out
+    assert "problem: 1 symbolic link(s) point nowhere (shoes/gone.jpg): DVC stops while hashing the folder" in out
+    listing, delete = readme_block("### Links to nothing").replace("PHOTOS", str(folder)).split("\n\n")
+    found = subprocess.run(["bash", "-c", listing], capture_output=True, text=True).stdout
+    assert found.splitlines() == [str(folder / "shoes" / "gone.jpg")]
+    subprocess.run(["bash", "-c", delete], capture_output=True)
+    assert not os.path.lexists(folder / "shoes" / "gone.jpg") and (folder / "shoes" / "loop").is_symlink()
+    assert check([folder], capsys, tmp_path, monkeypatch)[0] == 0

@@ -29,7 +29,7 @@ from fashiongen.data.folder import (
 from fashiongen.data.image_files import read_image
 from fashiongen.errors import ConfigError, DataError
 from fashiongen.generation import resolve_label, user_image
-from helpers import REPO_ROOT
+from helpers import REPO_ROOT, readme_block
 
 WHITE, BLUE = (255, 255, 255), (0, 0, 255)
 PALETTE = [0, 0, 0, 10, 20, 30, 40, 50, 60, 200, 100, 50]
@@ -441,13 +441,6 @@ def test_names_that_are_not_utf8_are_read_by_the_stages(tmp_path):
     assert meta["skipped_count"] == 0 and sum(meta["counts"].values()) == 7
     rows = prepared_rows(tmp_path / "raw", tmp_path / "prepared", 0.5)
     assert tuple(rows[os.fsdecode(b"a/caf\xe9.png")][:, 16, 16]) == (0, 255, 0)
-
-
-def readme_block(heading: str) -> str:
-    """The first ```bash block after ``heading`` in README.md."""
-    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index(heading):]
-    return section[section.index("```bash\n") + len("```bash\n"):section.index("\n```", section.index("```bash"))]
 
 
 def test_the_readme_commands_find_and_rename_names_that_are_not_utf8(tmp_path):

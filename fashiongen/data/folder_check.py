@@ -5,7 +5,9 @@ It reads the folder with the pipeline's own code (the download stage's scan,
 nothing. Per class: images, their sizes and modes, the train/test split; then
 every file that would be skipped or ignored, with the reason; then warnings.
 The folder "would train" when both splits hold a readable image, the classes
-suit ``model.condition``, and DVC can hash every name.
+suit ``model.condition``, and DVC can hash the folder (DVC 3 stops at a name
+that is not UTF-8 and at a symbolic link to nothing, although FashionGen's own
+stages read the one and skip the other).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from fashiongen.data.folder import (
     is_test,
     scan_folder,
 )
-from fashiongen.data.folder_scan import display_path
+from fashiongen.data.folder_scan import DANGLING_LINK, display_path
 from fashiongen.progress import progress_bar
 
 MIN_CLASS_IMAGES = 20  # below this a class is too small to learn or to score
@@ -113,6 +115,11 @@ def findings(manifest: Manifest, classes: dict[str, ClassReport], params: Params
     if params.model.condition != "none" and not manifest.labelled:
         problems.append(f"model.condition={params.model.condition} needs classes, but the folder has none "
                         "(put the images in two or more first-level subfolders, or set model.condition: none).")
+    dangling = [p.path for p in manifest.skipped if p.reason == DANGLING_LINK]
+    if dangling:
+        problems.append(f"{len(dangling)} symbolic link(s) point nowhere ({', '.join(display_path(p) for p in dangling[:3])}"
+                        f"{', ...' if len(dangling) > 3 else ''}): DVC stops while hashing the folder; delete them "
+                        "(README: Troubleshooting).")
     not_utf8 = [p for p in manifest_paths(manifest) if not _is_utf8(p)]
     if not_utf8:
         problems.append(f"{len(not_utf8)} name(s) are not valid UTF-8 ({', '.join(display_path(p) for p in not_utf8[:3])}"

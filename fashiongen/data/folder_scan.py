@@ -54,6 +54,9 @@ LITTER_FOLDERS = {
 }
 
 
+DANGLING_LINK = "is a symbolic link to nothing (its target is missing)"
+
+
 @dataclass(frozen=True)
 class Problem:
     """A path (relative to the folder) and why it is not used."""
@@ -139,7 +142,7 @@ def _walk(directory: Path, prefix: str, ancestors: set, listing: FolderListing) 
         if reason:
             listing.ignored.append(Problem(path, reason))
         elif entry.is_symlink() and not os.path.exists(entry.path):
-            listing.skipped.append(Problem(path, "is a symbolic link to nothing (its target is missing)"))
+            listing.skipped.append(Problem(path, DANGLING_LINK))
         elif is_dir:
             identity = _identity(entry.path)
             if identity in ancestors:
