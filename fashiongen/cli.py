@@ -146,17 +146,21 @@ def _add_check_folder(commands) -> None:
         "with the reason, and warnings. Exits 0 if the folder would train, 2 otherwise.",
     )
     check.add_argument("folder", type=Path, metavar="PATH")
-    check.add_argument("--params", type=Path, default=Path("params.yaml"),
+    check.add_argument("--params", type=Path, default=None,
                        help="params whose data.*, model.condition and evaluate.num_samples apply "
-                       "(default params.yaml; its defaults when the file is absent)")
+                       "(default: ./params.yaml when there is one, else the defaults)")
     check.set_defaults(run=_run_check_folder)
 
 
 def _run_check_folder(args: argparse.Namespace) -> int:
-    from fashiongen.config import Params, load_params
+    from fashiongen.config import DEFAULT_PARAMS_PATH, Params, load_params
     from fashiongen.data.folder_check import check_folder, print_report
+    from fashiongen.errors import ConfigError
 
-    params = load_params(args.params) if args.params.exists() else Params()
+    if args.params is not None and not args.params.is_file():
+        raise ConfigError(f"--params {args.params} is not a file; give the path of a params.yaml.")
+    path = args.params or DEFAULT_PARAMS_PATH
+    params = load_params(path) if path.is_file() else Params()
     report = check_folder(args.folder, params)
     print_report(args.folder, report)
     return 0 if report.would_train else 2

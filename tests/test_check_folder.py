@@ -98,6 +98,8 @@ def test_a_missing_folder_is_a_one_line_error(tmp_path, capsys, monkeypatch):
     status, out, err = check([tmp_path / "nope"], capsys, tmp_path, monkeypatch)
     assert status == 2 and out == ""
     assert err.startswith("error: data.folder=") and "is not a folder" in err
+    status, out, err = check([tmp_path, "--params", tmp_path], capsys, tmp_path, monkeypatch)
+    assert status == 2 and err == f"error: --params {tmp_path} is not a file; give the path of a params.yaml.\n"
 
 
 def test_links_to_nothing_make_the_check_fail_and_the_readme_commands_remove_them(photos, tmp_path, capsys, monkeypatch):
