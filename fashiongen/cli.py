@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     profile.add_argument("name", help="profile name, e.g. tiny")
     profile.set_defaults(run=_run_profile)
+    _add_check_folder(commands)
     return parser
 
 
@@ -177,6 +178,38 @@ def _print_paths_as_given() -> None:
     """Print a path the way it came: bytes that are not UTF-8 (surrogate escapes in argv) go out as the same bytes."""
     if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="surrogateescape")
+
+
+# --- check-folder: what the pipeline would make of a photo folder (fashiongen/data/folder_check.py) ---
+
+
+def _add_check_folder(commands) -> None:
+    check = commands.add_parser(
+        "check-folder",
+        help="report what download/preprocess would make of a photo folder; writes nothing",
+        description="Scan and decode a photo folder as the download and preprocess stages would, writing nothing. "
+        "Prints per class the image count, size range and modes, every file that would be skipped or ignored "
+        "with the reason, and warnings. Exits 0 if the folder would train, 2 otherwise.",
+    )
+    check.add_argument("folder", type=Path, metavar="PATH")
+    check.add_argument("--params", type=Path, default=None,
+                       help="params whose data.*, model.condition and evaluate.num_samples apply "
+                       "(default: ./params.yaml when there is one, else the defaults)")
+    check.set_defaults(run=_run_check_folder)
+
+
+def _run_check_folder(args: argparse.Namespace) -> int:
+    from fashiongen.config import DEFAULT_PARAMS_PATH, Params, load_params
+    from fashiongen.data.folder_check import check_folder, print_report
+    from fashiongen.errors import ConfigError
+
+    if args.params is not None and not args.params.is_file():
+        raise ConfigError(f"--params {args.params} is not a file; give the path of a params.yaml.")
+    path = args.params or DEFAULT_PARAMS_PATH
+    params = load_params(path) if path.is_file() else Params()
+    report = check_folder(args.folder, params)
+    print_report(args.folder, report)
+    return 0 if report.would_train else 2
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -43,7 +43,7 @@ class DataConfig(_Section):
     )
     folder: str = Field(
         "data/photos", min_length=1,
-        description="data.source folder: a folder of JPEG/PNG/WebP images, nested; subfolders name classes. "
+        description="data.source folder: a folder of JPEG/PNG/WebP/GIF/BMP/TIFF images, nested; subfolders name classes. "
         "A dependency of the download stage whatever the source, so it must exist.",
     )
     image_size: Optional[int] = Field(
@@ -57,6 +57,11 @@ class DataConfig(_Section):
     )
     workers: Optional[int] = Field(
         None, ge=1, le=256, description="Processes that decode a folder's images; null = one per CPU core."
+    )
+    alpha_background: list[Annotated[int, Field(ge=0, le=255)]] = Field(
+        default_factory=lambda: [255, 255, 255], min_length=3, max_length=3,
+        description="RGB colour (0..255 each) that transparent pixels of a folder's images and of "
+        "`generate --like` photos are composited over; white, what product cut-outs are shown on.",
     )
     local_dir: Optional[str] = Field(
         "/usr/share/datasets/fashion-mnist",

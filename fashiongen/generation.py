@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +23,36 @@ from fashiongen.gan.artifact import LoadedGenerator
 
 
 def _normalise(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "", name.lower())
+    """Case, width, spaces and punctuation removed (NFKC, casefolded, letters and digits only)."""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", name).casefold() if ch.isalnum())
+
+
+def _is_integer(text: str) -> bool:
+    return bool(re.fullmatch(r"\s*-?\d+\s*", text))
 
 
 def resolve_label(text: str, classes: list[str]) -> int:
-    """A class index from ``7`` or ``sneaker`` (case, spaces and punctuation ignored; a unique prefix will do)."""
-    if text.strip().lstrip("-").isdigit():
+    """A class index from ``--label``, by these rules, first match wins:
+
+    1. the exact name of a class (Unicode NFC on both sides, so a name typed
+       on one OS matches a folder named on another): ``--label 10`` with class
+       folders ``1, 2, 10`` is the class ``10``, whatever its index;
+    2. an integer is a class index (0-based) — unless some class names are
+       integers, when an integer that names no class is refused as ambiguous;
+    3. a forgiving name: case, spaces and punctuation ignored, then a unique prefix.
+
+    Raises :class:`ConfigError` listing the classes when nothing or more than one class matches.
+    """
+    choices = ", ".join(f"{i}={name}" for i, name in enumerate(classes))
+    exact = [i for i, name in enumerate(classes) if unicodedata.normalize("NFC", name) == unicodedata.normalize("NFC", text)]
+    if exact:
+        return exact[0]
+    if _is_integer(text):
+        if any(_is_integer(name) for name in classes):
+            raise ConfigError(
+                f"--label {text.strip()} names no class, and this generator's class names are numbers, so an "
+                f"index would be ambiguous; give a class name: one of {choices}."
+            )
         index = int(text)
         if not 0 <= index < len(classes):
             raise ConfigError(f"--label {index} is out of range; this generator knows classes 0..{len(classes) - 1}.")
@@ -38,7 +63,6 @@ def resolve_label(text: str, classes: list[str]) -> int:
         i for i, name in enumerate(names) if wanted and name.startswith(wanted)
     ]
     if len(matches) != 1:
-        choices = ", ".join(f"{i}={name}" for i, name in enumerate(classes))
         raise ConfigError(f"--label {text!r} names no single class; choose one of {choices}.")
     return matches[0]
 
@@ -54,7 +78,6 @@ def generation_conditions(
 
 def encode_user_image(loaded: LoadedGenerator, image_path: Path, encoder_path: Path, device) -> torch.Tensor:
     """The encoding (1×dim) of a user's image, converted like the generator's training images."""
-    from fashiongen.data.image_files import load_image, match_background
     from fashiongen.encoding import encode_images, load_encoder
 
     encoder = load_encoder(encoder_path, device)
@@ -63,11 +86,23 @@ def encode_user_image(loaded: LoadedGenerator, image_path: Path, encoder_path: P
             f"{encoder_path} is {encoder.id}, but the generator was trained on encodings of {loaded.spec.encoder}; "
             "pass --encoder with the encoder of the same experiment."
         )
-    spec = loaded.spec
-    image = load_image(image_path, spec.image_size, spec.channels)
-    dark_background = loaded.params.get("data", {}).get("source", "fashion-mnist") == "fashion-mnist"
-    image = match_background(image, dark_background)
-    return encode_images(encoder, np.ascontiguousarray(image[None]), device=device)
+    return encode_images(encoder, np.ascontiguousarray(user_image(loaded, image_path)[None]), device=device)
+
+
+def user_image(loaded: LoadedGenerator, image_path: Path) -> np.ndarray:
+    """A user's image as uint8 C×H×W, converted exactly like the generator's training images.
+
+    Same decoding and pixel rules as ``preprocess`` (:mod:`fashiongen.data.image_files`),
+    with the ``data.alpha_background`` the generator was trained with (white for
+    generators saved before that param existed); for Fashion-MNIST a bright
+    background is then inverted to its dark one.
+    """
+    from fashiongen.data.image_files import DEFAULT_BACKGROUND, load_image, match_background
+
+    data = loaded.params.get("data", {})
+    background = data.get("alpha_background") or DEFAULT_BACKGROUND
+    image = load_image(image_path, loaded.spec.image_size, loaded.spec.channels, background)
+    return match_background(image, dark_background=data.get("source", "fashion-mnist") == "fashion-mnist")
 
 
 # Bytes a `generate` request holds at its peak, per value: the noise (Philox words, uniforms, their

@@ -263,3 +263,10 @@ def fake_results_repo(root: Path, run_pipeline: bool = True) -> Path:
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "pipeline"], root)
     return root
+
+def readme_block(heading: str) -> str:
+    """The first ```bash block after ``heading`` in README.md (tests run the commands the README gives)."""
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index(heading):]
+    start = section.index("```bash\n") + len("```bash\n")
+    return section[start:section.index("\n```", start)]
