@@ -28,16 +28,8 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from fashiongen.errors import FashionGenError
+from fashiongen.metrics.table import DIRECTIONS, normalise_keys
 
-DIRECTIONS = {
-    "fid": "lower",
-    "kid_mean": "lower",
-    "is_mean": "higher",
-    "precision": "higher",
-    "recall": "higher",
-    "class_consistency": "higher",
-    "diversity": "higher",
-}
 
 
 @dataclass(frozen=True)
@@ -79,7 +71,11 @@ class Comparison:
 
 
 def load_metrics(path: Path | str) -> dict[str, Any]:
-    """A metrics file's JSON object (values unchecked: see :func:`check_metrics`).
+    """A metrics file's JSON object (values unchecked: see :func:`check_metrics`), with today's key names.
+
+    Reference keys of older files (``kid_floor_mean``, ``is_real_mean``) are
+    read as today's (``kid_mean_floor``, ``is_mean_floor``:
+    :mod:`fashiongen.metrics.table`).
 
     Raises:
         FashionGenError: the file is missing, unreadable, not JSON, or not an object.
@@ -95,7 +91,7 @@ def load_metrics(path: Path | str) -> dict[str, Any]:
         raise FashionGenError(f"{path} is not valid JSON ({exc}).") from None
     if not isinstance(data, dict):
         raise FashionGenError(f"{path} must hold a JSON object of metrics.")
-    return data
+    return normalise_keys(data)  # files from before the references' regular names compare too
 
 
 def check_metrics(metrics: dict[str, Any], path: Path | str, names: list[str], fix: str) -> None:

@@ -39,6 +39,7 @@ from fashiongen.errors import ConfigError
 from fashiongen.gan.artifact import GeneratorSpec, load_generator
 from fashiongen.gan.conditions import condition_kind
 from fashiongen.gan.sampling import sample_uint8
+from fashiongen.metrics.table import floors
 from fashiongen.images import save_grid
 from fashiongen.metrics.features import LoadedEvaluator, extract, load_evaluator
 from fashiongen.metrics.scores import frechet_distance, inception_score, kernel_distance, precision_recall
@@ -149,11 +150,7 @@ def score_generator(
     floor = score(test_feats, train_feats, test_logits, cfg)
     metrics = {
         **model,
-        "fid_floor": floor["fid"],
-        "kid_floor_mean": floor["kid_mean"],
-        "precision_floor": floor["precision"],
-        "recall_floor": floor["recall"],
-        "is_real_mean": floor["is_mean"],
+        **floors(floor),  # fid_floor, kid_mean_floor, is_mean_floor, precision_floor, recall_floor
         "evaluator_accuracy": evaluator.accuracy,
         "features": space.id,
         "features_recipe": space.recipe,

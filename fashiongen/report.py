@@ -24,16 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from fashiongen.errors import FashionGenError
+from fashiongen.metrics.table import METRICS, normalise_keys
 
-METRIC_FLOORS = (  # (metric, its real-data floor, which way is better)
-    ("fid", "fid_floor", "lower"),
-    ("kid_mean", "kid_floor_mean", "lower"),
-    ("is_mean", "is_real_mean", "higher"),
-    ("precision", "precision_floor", "higher"),
-    ("recall", "recall_floor", "higher"),
-    ("class_consistency", None, "higher"),
-    ("diversity", None, "higher"),
-)
 CURVES = (("Losses", ("d_loss", "g_loss")), ("D(x) and D(G(z))", ("d_real", "d_fake")), ("FID during training", ("fid",)))
 PROGRESS_POINTS = (("start", 0.0), ("quarter", 0.25), ("half", 0.5), ("three quarters", 0.75), ("end", 1.0))
 SAMPLES_DIR = "results/train/samples"
@@ -173,7 +165,7 @@ def load_run(repo: Path, exp: str | None) -> Run:
     run = Run(
         name=exp or "workspace",
         params=params if isinstance(params, dict) else {},
-        metrics=metrics if isinstance(metrics, dict) else {},
+        metrics=normalise_keys(metrics) if isinstance(metrics, dict) else {},
         curves=curves,
         final_grid=files.read("results/evaluate/samples.png"),
     )
@@ -300,10 +292,11 @@ def _metrics_table(run: Run) -> str:
     if not run.metrics:
         return f"<p class=note>No metrics: {METRICS_FILE} is missing.</p>"
     rows = []
-    for metric, floor, better in METRIC_FLOORS:
-        if metric in run.metrics:
-            rows.append({"metric": metric, "value": _number(run.metrics[metric]),
-                         "real-data floor": _number(run.metrics.get(floor)) if floor else None, "better": better})
+    for metric in METRICS:
+        if metric.key in run.metrics:
+            rows.append({"metric": metric.display, "value": _number(run.metrics[metric.key]),
+                         "real-data floor": _number(run.metrics.get(metric.floor)) if metric.floor else None,
+                         "better": metric.better})
     table = pd.DataFrame(rows).to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="—", border=0)
     accuracy = _number(run.metrics.get("evaluator_accuracy"))
     ruler = html.escape(
@@ -321,7 +314,7 @@ def _number(value: Any) -> float | None:
 def _side_by_side(runs: list[Run]) -> str:
     import pandas as pd
 
-    metrics = [m for m, _, _ in METRIC_FLOORS if any(m in run.metrics for run in runs)]
+    metrics = [m.key for m in METRICS if any(m.key in run.metrics for run in runs)]
     frame = pd.DataFrame({run.name: [_number(run.metrics.get(m)) for m in metrics] for run in runs}, index=metrics)
     flat = {run.name: _flatten(run.params) for run in runs}
     keys = sorted({k for values in flat.values() for k in values})

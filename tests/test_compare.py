@@ -166,3 +166,31 @@ def test_an_unreadable_tolerance_or_metrics_file_is_one_line(tmp_path, capsys):
     binary.rename(tmp_path / "binary.json")
     assert main(["compare", str(base), str(tmp_path / "binary.json")]) == 2
     assert_one_error_line(capsys.readouterr().err.splitlines(), "binary.json cannot be read as a metrics file")
+
+
+def test_an_old_baseline_with_irregular_reference_keys_still_compares(tmp_path):
+    """Files from before the references' regular names (kid_floor_mean, is_real_mean) read as today's."""
+    import json
+
+    from fashiongen.compare import compare, load_metrics, load_tolerances
+
+    ruler = {"features": "evaluator-x", "num_samples": 100}
+    old = {**ruler, "fid": 10.0, "kid_mean": 0.5, "kid_floor_mean": 0.01, "is_mean": 5.0, "is_real_mean": 9.0}
+    new = {**ruler, "fid": 10.0, "kid_mean": 0.5, "kid_mean_floor": 0.02, "is_mean": 5.0, "is_mean_floor": 9.5}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    loaded = load_metrics(tmp_path / "old.json")
+    assert loaded["kid_mean_floor"] == 0.01 and loaded["is_mean_floor"] == 9.0 and "is_real_mean" not in loaded
+    comparison = compare(loaded, load_metrics(tmp_path / "new.json"), load_tolerances(None))
+    info = {row.metric: (row.baseline, row.current) for row in comparison.rows if row.verdict == "info"}
+    assert info["kid_mean_floor"] == (0.01, 0.02) and info["is_mean_floor"] == (9.0, 9.5)
+    assert comparison.passed()
+
+
+def test_the_metric_table_names_every_reference_regularly():
+    from fashiongen.metrics.table import METRICS, floors
+
+    scores = {"fid": 1.0, "kid_mean": 2.0, "kid_std": 0.1, "is_mean": 3.0, "is_std": 0.2, "precision": 0.4, "recall": 0.5}
+    assert floors(scores) == {"fid_floor": 1.0, "kid_mean_floor": 2.0, "is_mean_floor": 3.0,
+                              "precision_floor": 0.4, "recall_floor": 0.5}
+    assert {m.key for m in METRICS if m.floor is None} == {"class_consistency", "diversity"}

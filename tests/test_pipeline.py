@@ -68,8 +68,8 @@ def test_metrics_are_finite_and_in_range(tiny_repo):
     assert metrics["features"] == evaluator["id"] and metrics["features"].startswith("evaluator-")
     assert metrics["evaluator_accuracy"] == evaluator["accuracy"] > 0.5
     assert 0 <= metrics["fid_floor"] < metrics["fid"]  # two real sets are closer than real vs two-epoch fakes
-    assert metrics["kid_floor_mean"] < metrics["kid_mean"]
-    assert 1.0 <= metrics["is_mean"] <= 10.0 and 1.0 <= metrics["is_real_mean"] <= 10.0
+    assert metrics["kid_mean_floor"] < metrics["kid_mean"]
+    assert 1.0 <= metrics["is_mean"] <= 10.0 and 1.0 <= metrics["is_mean_floor"] <= 10.0
     for key in ("precision", "recall", "precision_floor", "recall_floor"):
         assert 0.0 <= metrics[key] <= 1.0
 

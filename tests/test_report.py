@@ -48,7 +48,7 @@ def test_report_in_a_fresh_clone_shows_what_it_has_and_says_how_to_get_the_rest(
     status, out, err = report(clone, tmp_path, capsys)
     assert status == 0
     page = out.read_text()
-    assert "<td>fid</td>" in page and "12" in page  # the git-tracked metrics
+    assert "<td>FID</td>" in page and "12" in page  # the git-tracked metrics, by display name
     assert page.count("<img") == 1  # the loss curve; no grids
     assert len(err) == 1 and err[0].startswith("note: the workspace lacks ")
     for fragment in ("results/evaluate/samples.png", "results/train/samples/", "`dvc pull`", "`dvc repro`"):
