@@ -285,6 +285,8 @@ def test_fewer_epochs_in_the_workspace_train_afresh_and_checkout_restores_the_fi
     import torch
 
     repo, _ = tiny_repo
+    run(["git", "add", "-A"], repo)  # the finished run as a commit: its lock, metrics and curves in git
+    run(["git", "commit", "-qm", "finished tiny run"], repo)
     finished = snapshot(repo, work_area=False)
     ran = dvc(repo, "exp", "run", "-n", "two-epochs", "-S", "train.epochs=2", env=venv_env)
     log = ran.stdout + ran.stderr
