@@ -8,9 +8,11 @@ from fashiongen.stage import run_stage  # noqa: E402
 
 
 def main(params):
+    from fashiongen.data.requirements import require_trainable_prepared
     from fashiongen.data.sources import prepare
 
     prepare(params.data, Path("data/raw"), Path("data/prepared"))
+    require_trainable_prepared(Path("data/prepared"), params)  # the images that decoded, before any training
 
 
 if __name__ == "__main__":
