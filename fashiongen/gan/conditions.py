@@ -46,13 +46,19 @@ class Conditions:
         return self.values[index.to(self.values.device)]
 
     def grid(self, n: int) -> torch.Tensor | None:
-        """Conditions for an 8-column preview grid: each row one class (label) or one source image (encoding)."""
+        """Conditions for an 8-column preview grid: each row one class (label) or one source image (encoding).
+
+        The rows cycle through the classes the training split holds (a small
+        folder's split may lack one); an encoding row's source is the first
+        training image of its class.
+        """
         if self.values is None:
             return None
         rows = np.arange(n) // (n // GRID_ROWS if n >= GRID_ROWS else 1)
+        present = np.unique(np.asarray(self.labels))
         if self.kind == "label":
-            return torch.as_tensor(rows % self.num_classes, device=self.values.device)
-        sources = [int(np.flatnonzero(self.labels == c % self.num_classes)[0]) for c in range(GRID_ROWS)]
+            return torch.as_tensor(present[rows % len(present)], device=self.values.device)
+        sources = [int(np.flatnonzero(self.labels == present[c % len(present)])[0]) for c in range(GRID_ROWS)]
         return self.values[torch.as_tensor([sources[r % GRID_ROWS] for r in rows], device=self.values.device)]
 
 
