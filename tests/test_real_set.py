@@ -154,3 +154,24 @@ def test_the_preview_grid_cycles_through_the_classes_the_training_split_holds():
     grid = Conditions("encoding", codes, labels, 3).grid(16)
     assert grid[:, 0].tolist() == [0, 0, 1, 1] * 4  # rows: first image of class 0, of class 2, then again
     assert Conditions("label", torch.as_tensor(labels), labels, 3).grid(8).tolist() == [0, 2] * 4
+
+
+def test_preprocess_refuses_its_params_before_writing_anything(tmp_path):
+    # 102 photos are enough for the download stage; data.subset 50 leaves 50 training + ~10 test images
+    import subprocess
+    import sys
+
+    from fashiongen.data.folder import scan_folder, write_manifest
+    from helpers import REPO_ROOT, make_small_photo_folder
+
+    photos = make_small_photo_folder(tmp_path / "photos", per_class=34)
+    write_manifest(tmp_path / "data/raw", scan_folder(photos))
+    (tmp_path / "data/prepared").mkdir()
+    (tmp_path / "data/prepared/meta.json").write_text("the previous run's")
+    (tmp_path / "params.yaml").write_text(f"data:\n  source: folder\n  folder: {photos}\n  subset: 50\n")
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "stages/preprocess.py")], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "at least 100 real images and there are" in done.stderr and "(50 training + " in done.stderr
+    assert (tmp_path / "data/prepared/meta.json").read_text() == "the previous run's"
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["prepared", "raw"]  # no staging left

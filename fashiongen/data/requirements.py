@@ -6,7 +6,9 @@ is refused by the ``download`` stage, from the folder's manifest, in seconds,
 with a fix that works, instead of failing in ``evaluate`` after every training
 stage has run. ``preprocess`` checks again on the images that really decoded
 (an unreadable file counts as absent) and under its own params
-(``data.test_fraction``, ``data.subset``); ``evaluate`` checks its params
+(``data.test_fraction``, ``data.subset``): from the manifest before decoding,
+so a params change is refused with the previous ``data/prepared`` untouched,
+and on what decoded after writing; ``evaluate`` checks its params
 (:func:`fashiongen.real_set.plan_real_set`).
 
 What is *not* refused: a training split smaller than ``train.batch_size`` (a
@@ -80,6 +82,14 @@ def require_trainable_manifest(manifest, params: Params) -> None:
             train_labels = train_labels[balanced_first_n(train_labels, data.subset, len(manifest.classes))]
         n_test = min(n_test, data.subset)
     require_trainable(f"data.folder={data.folder}", train_labels, n_test, manifest.classes, manifest.labelled, params)
+
+
+def require_trainable_raw(raw_dir: Path, params: Params) -> None:
+    """The preprocess stage's check before it decodes anything: the folder's manifest under its params."""
+    if params.data.source == "folder":
+        from fashiongen.data.folder import read_manifest
+
+        require_trainable_manifest(read_manifest(raw_dir), params)
 
 
 def require_trainable_prepared(prepared_dir: Path, params: Params) -> None:
