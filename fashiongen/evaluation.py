@@ -39,8 +39,8 @@ from fashiongen.atomic import write_json
 from fashiongen.config import EvaluateConfig
 from fashiongen.data.prepared import PreparedData, load_prepared
 from fashiongen.device import resolve_device
-from fashiongen.errors import DataError
 from fashiongen.gan.artifact import GeneratorSpec, load_generator
+from fashiongen.gan.conditions import condition_kind
 from fashiongen.gan.sampling import sample_uint8
 from fashiongen.images import save_grid
 from fashiongen.metrics.features import LoadedEvaluator, extract, load_evaluator
@@ -112,30 +112,28 @@ def evaluate(cfg: EvaluateConfig, paths: EvaluatePaths, device_name: str = "auto
     return metrics
 
 
-def split_conditions(spec: GeneratorSpec, data: PreparedData, encodings_dir: Path) -> dict[str, torch.Tensor] | None:
-    """The condition of every train and test image for ``spec``'s generator: None, or labels or encodings by split."""
-    if spec.condition == "none":
-        return None
-    if spec.condition == "label":
-        return {split: torch.as_tensor(np.array(data.split(split).labels, dtype=np.int64)) for split in SPLITS}
-    from fashiongen.encoding import load_encodings
+def test_conditions(spec: GeneratorSpec, data: PreparedData, encodings_dir: Path) -> torch.Tensor:
+    """The condition of every test image for ``spec``'s generator (N×0 for an unconditional one)."""
+    return split_conditions(spec, data, encodings_dir, splits=("test",))["test"]
 
-    conditions = {}
-    for split in SPLITS:
-        codes = load_encodings(encodings_dir, split, encoder_id=spec.encoder)
-        if len(codes) != len(data.split(split)):
-            raise DataError(f"{encodings_dir}: {len(codes)} {split} encodings for {len(data.split(split))} {split} "
-                            "images; rerun `dvc repro encode`.")
-        conditions[split] = torch.from_numpy(np.array(codes, dtype=np.float32))
-    return conditions
+
+def split_conditions(
+    spec: GeneratorSpec, data: PreparedData, encodings_dir: Path, splits: tuple[str, ...] = SPLITS
+) -> dict[str, torch.Tensor]:
+    """The condition of every image of each split for ``spec``'s generator (N×0 rows for an unconditional one)."""
+    kind = condition_kind(spec.condition)
+    return {
+        split: kind.values(data.split(split).labels, data.num_classes, encodings_dir, split, encoder_id=spec.encoder)
+        for split in splits
+    }
 
 
 @dataclass(frozen=True)
 class RealDraw:
     """The real images of one evaluation (see :mod:`fashiongen.real_set`).
 
-    ``images`` (R×C×H×W uint8), their ``labels`` (R) and ``conditions`` (R, or
-    None) are the reference the samples are scored against. The floor pairs
+    ``images`` (R×C×H×W uint8), their ``labels`` (R) and ``conditions`` (R
+    rows; R×0 for an unconditional generator) are the reference the samples are scored against. The floor pairs
     them with ``floor_images``, training images standing in for a perfect
     generator's samples (real set ``test``), or, when that is None, pairs the
     reference rows ``halves[0]`` with the rows ``halves[1]`` (``full``).
@@ -143,7 +141,7 @@ class RealDraw:
 
     images: np.ndarray
     labels: np.ndarray
-    conditions: torch.Tensor | None
+    conditions: torch.Tensor
     floor_images: np.ndarray | None = None
     halves: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -154,13 +152,16 @@ class RealDraw:
         return real_feats[self.halves[0]], real_feats[self.halves[1]]
 
 
-def draw_real(real_set: RealSet, data: PreparedData, conditions: dict | None, seed: int) -> RealDraw:
-    """Pick the reference and floor images of ``real_set`` with a generator seeded by ``seed``."""
+def draw_real(real_set: RealSet, data: PreparedData, conditions: dict[str, torch.Tensor], seed: int) -> RealDraw:
+    """Pick the reference and floor images of ``real_set`` with a generator seeded by ``seed``.
+
+    ``conditions``: one row per image of each split (:func:`split_conditions`).
+    """
     rng = np.random.default_rng(seed)
     train, test = data.split("train"), data.split("test")
     if real_set.name == TEST:
         index = pick(len(test), real_set.count, rng)
-        cond = conditions["test"][index] if conditions is not None else None
+        cond = conditions["test"][torch.as_tensor(index)]
         floor_images = train.images[pick(len(train), real_set.floor_count, rng)]
         return RealDraw(test.images[index], np.asarray(test.labels)[index], cond, floor_images=floor_images)
     index = pick(len(train) + len(test), real_set.count, rng)
@@ -169,7 +170,7 @@ def draw_real(real_set: RealSet, data: PreparedData, conditions: dict | None, se
     def gather(by_split):
         return np.concatenate([np.asarray(by_split["train"][from_train]), np.asarray(by_split["test"][from_test])])
 
-    cond = torch.from_numpy(gather(conditions)) if conditions is not None else None
+    cond = torch.cat([conditions["train"][torch.as_tensor(from_train)], conditions["test"][torch.as_tensor(from_test)]])
     order, half = rng.permutation(real_set.count), real_set.floor_count
     return RealDraw(
         gather({"train": train.images, "test": test.images}), gather({"train": train.labels, "test": test.labels}),
@@ -183,12 +184,13 @@ def score_generator(
 ) -> tuple[dict, torch.Tensor]:
     """The metrics of ``cfg.num_samples`` samples of ``module`` and of the real-data floor; also the samples.
 
-    Any generator mapping noise (B, z_dim) to images in [-1, 1] can be scored
-    this way, which is how the quality benchmark scores the textbook DCGAN with
-    exactly the pipeline's ruler. The real images are chosen by the real-set
+    Any generator ``G(z, c)`` mapping noise (B, z_dim) to images in [-1, 1] can
+    be scored this way, which is how the quality benchmark scores the textbook
+    DCGAN with exactly the pipeline's ruler. The real images are chosen by the real-set
     rule (:mod:`fashiongen.real_set`; a :class:`DataError` when the data is too
     small) and recorded: ``real_set``, ``real_count``, ``floor_count``.
-    ``conditions`` (``{"train": ..., "test": ...}``, one per image) makes the
+    ``conditions`` (``{"train": ..., "test": ...}``, one row per image,
+    :func:`split_conditions`; None for an unconditional generator) makes the
     samples conditional on the real images they are compared with, cycling
     through them when N exceeds R. ``space`` (default: the evaluator's) is
     what FID, KID, IS and precision/recall are measured in; class consistency
@@ -197,10 +199,12 @@ def score_generator(
     """
     real_set = plan_real_set(len(data.split("train")), len(data.split("test")), cfg.num_samples, cfg.pr_neighbours)
     n = real_set.num_samples
+    if conditions is None:
+        conditions = {split: torch.empty(len(data.split(split)), 0) for split in SPLITS}
     real = draw_real(real_set, data, conditions, cfg.seed)
     source = np.resize(np.arange(real_set.count), n)  # sample i is conditioned like real image i mod R
-    cond = real.conditions[source] if real.conditions is not None else None
-    fakes = sample_uint8(module, n, z_dim, cfg.seed, cfg.batch_size, device, cond)
+    cond = real.conditions[torch.as_tensor(source)]
+    fakes = sample_uint8(module, n, z_dim, cfg.seed, cfg.batch_size, device, cond=cond)
 
     def features(images):
         return extract(evaluator.model, images, cfg.batch_size, device)
@@ -228,7 +232,7 @@ def score_generator(
         "floor_count": real_set.floor_count,
         "kid_subset_size": min(cfg.kid_subset_size, n, real_set.count),
     }
-    if cond is not None:
+    if cond.numel():  # a conditional generator: does it follow its conditions, does the noise still matter?
         class_logits = fake_logits if space.id == evaluator.id else features(fakes)[1]
         metrics["class_consistency"] = class_consistency(class_logits, real.labels[source])
         metrics["diversity"] = diversity(module, z_dim, real.conditions, real.labels, cfg, real.images, features, device)
@@ -259,7 +263,7 @@ def diversity(module, z_dim, conditions, labels, cfg: EvaluateConfig, images, fe
     groups, per_group = min(cfg.diversity_groups, len(labels)), cfg.diversity_per_group
     sources = rng.choice(len(labels), size=groups, replace=False)
     cond = conditions[np.repeat(sources, per_group)]
-    fakes = sample_uint8(module, groups * per_group, z_dim, cfg.seed + 1, cfg.batch_size, device, cond)
+    fakes = sample_uint8(module, groups * per_group, z_dim, cfg.seed + 1, cfg.batch_size, device, cond=cond)
     real_index = []
     for source in sources:
         same_class = np.flatnonzero(labels == labels[source])

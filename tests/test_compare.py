@@ -75,7 +75,6 @@ def test_bad_tolerance_file_is_a_clear_error(tmp_path):
         load_tolerances(path)
 
 
-
 def test_numbers_measured_against_different_real_sets_are_refused():
     test_set = {**BASE, "real_set": "test", "real_count": 1000}
     full_set = {**BASE, "real_set": "full", "real_count": 600}
@@ -94,3 +93,95 @@ def test_a_metrics_file_from_before_the_real_set_was_recorded_counts_as_the_test
     assert compare(BASE, {**BASE, "num_samples": 500}, TOLERANCES).ruler_problems == [
         "num_samples differs (1000 vs 500): FID and KID depend on N"
     ]
+
+
+def gate(tmp_path, capsys, baseline, current, tolerances=None):
+    """Run `fashiongen compare` on these contents; (exit status, stdout, the stderr lines)."""
+    paths = []
+    for name, content in (("base.json", baseline), ("current.json", current)):
+        path = tmp_path / name
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+        paths.append(str(path))
+    argv = ["compare", *paths]
+    if tolerances is not None:
+        (tmp_path / "tol.yaml").write_text(tolerances)
+        argv += ["--tolerances", str(tmp_path / "tol.yaml")]
+    status = main(argv)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err.splitlines()
+
+
+def assert_one_error_line(err_lines, *fragments):
+    assert len(err_lines) == 1 and err_lines[0].startswith("error: "), err_lines
+    for fragment in fragments:
+        assert fragment in err_lines[0], (fragment, err_lines[0])
+
+
+@pytest.mark.parametrize("bad, shown", [
+    ("NaN", "nan (float)"), ("Infinity", "inf (float)"), ("-Infinity", "-inf (float)"),
+    ("null", "null (NoneType)"), ('"20.0"', '"20.0" (str)'), ("true", "true (bool)"),
+])
+def test_a_non_finite_or_non_numeric_baseline_fails_the_gate_in_one_line(tmp_path, capsys, bad, shown):
+    baseline = json.dumps({**BASE, "fid": 0.0}).replace('"fid": 0.0', f'"fid": {bad}')
+    status, out, err = gate(tmp_path, capsys, baseline, {**BASE, "fid": 900.0})
+    assert status == 2 and out == ""  # no table, no "ok"
+    assert_one_error_line(err, "base.json", "fid is " + shown, "not a finite number", "--update-baseline")
+
+
+@pytest.mark.parametrize("bad", ["NaN", "Infinity", "null", '"fast"', "false"])
+def test_a_non_finite_or_non_numeric_current_metric_fails_the_gate_in_one_line(tmp_path, capsys, bad):
+    current = json.dumps({**BASE, "kid_mean": 0.0}).replace('"kid_mean": 0.0', f'"kid_mean": {bad}')
+    status, out, err = gate(tmp_path, capsys, BASE, current)
+    assert status == 2 and out == ""
+    assert_one_error_line(err, "current.json", "kid_mean is", "not a finite number")
+
+
+def test_ungated_numbers_may_be_anything_and_the_library_call_never_passes_a_nan_baseline(tmp_path, capsys):
+    status, out, _ = gate(tmp_path, capsys, {**BASE, "fid_floor": None}, {**BASE, "fid_floor": "n/a", "note": True},
+                          "fid:\n  relative: 0.1\n")
+    assert status == 0 and "PASS" in out
+    result = compare({**BASE, "fid": float("nan")}, {**BASE, "fid": 900.0}, TOLERANCES)
+    assert not result.passed() and {row.metric: row.verdict for row in result.rows}["fid"] == "invalid"
+
+
+def test_a_baseline_without_any_gated_metric_is_refused(tmp_path, capsys):
+    status, out, err = gate(tmp_path, capsys, {"num_samples": 1000}, BASE)
+    assert status == 2 and out == ""
+    assert_one_error_line(err, "base.json holds none of the gated metrics")
+
+
+@pytest.mark.parametrize("text, fragments", [
+    ("fid:\n  relative: 5%\n", ["fid.relative must be a finite number >= 0", "0.05 for 5%", "got '5%'"]),
+    ("fid:\n  relative: -0.1\n", ["fid.relative must be a finite number >= 0", "got -0.1"]),
+    ("fid:\n  absolute: '0.1'\n", ["fid.absolute must be a finite number >= 0", "got '0.1'"]),
+    ("fid:\n  absolute: .nan\n", ["fid.absolute must be a finite number >= 0", "got nan"]),
+    ("fid:\n  absolute: yes\n", ["fid.absolute must be a finite number >= 0"]),
+    ("fid:\n  better: smaller\n", ["fid.better must be 'lower' or 'higher', got 'smaller'"]),
+    ("fid:\n  relativ: 0.1\n", ["fid.relativ is an unknown key (allowed: better, absolute, relative)"]),
+    ("fid: 0.1\n", ["fid must be a mapping with keys better, absolute, relative, got 0.1"]),
+    ("sharpness:\n  absolute: 1\n", ["sharpness.better must be 'lower' or 'higher'"]),
+    ("1:\n  absolute: 1\n", ["metric name '1' must be a string"]),
+    ("", ["must be a mapping {metric:", "naming at least one metric"]),
+    ("- fid\n", ["must be a mapping {metric:"]),
+])
+def test_a_bad_tolerance_file_is_one_line_naming_file_key_and_what_is_allowed(tmp_path, capsys, text, fragments):
+    status, out, err = gate(tmp_path, capsys, BASE, BASE, text)
+    assert status == 2 and out == ""
+    assert_one_error_line(err, "tol.yaml", *fragments)
+
+
+def test_an_unreadable_tolerance_or_metrics_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "tol.yaml").mkdir()
+    base = tmp_path / "b.json"
+    base.write_text(json.dumps(BASE))
+    assert main(["compare", str(base), str(base), "--tolerances", str(tmp_path / "tol.yaml")]) == 2
+    assert_one_error_line(capsys.readouterr().err.splitlines(), "tol.yaml does not exist or is not a file")
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    assert main(["compare", str(base), str(base), "--tolerances", str(binary)]) == 2
+    assert_one_error_line(capsys.readouterr().err.splitlines(), "binary.yaml cannot be read as YAML text")
+    assert main(["compare", str(tmp_path), str(base)]) == 2
+    assert_one_error_line(capsys.readouterr().err.splitlines(), "cannot be read as a metrics file")
+    binary.rename(tmp_path / "binary.json")
+    assert main(["compare", str(base), str(tmp_path / "binary.json")]) == 2
+    assert_one_error_line(capsys.readouterr().err.splitlines(), "binary.json cannot be read as a metrics file")

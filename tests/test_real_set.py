@@ -69,7 +69,8 @@ def test_the_test_set_draws_what_the_evaluation_always_drew(small_data):
     data, _ = small_data
     rng = np.random.default_rng(3)
     test_index, train_index = pick(20, 20, rng), pick(150, 20, rng)
-    real = draw_real(choose_real_set(150, 20, 20), data, None, seed=3)
+    unconditional = {s: torch.empty(len(data.split(s)), 0) for s in ("train", "test")}
+    real = draw_real(choose_real_set(150, 20, 20), data, unconditional, seed=3)
     np.testing.assert_array_equal(real.images, data.split("test").images[test_index])
     np.testing.assert_array_equal(real.floor_images, data.split("train").images[train_index])
 
@@ -147,13 +148,13 @@ def test_a_batch_larger_than_the_training_split_becomes_the_whole_split():
 
 
 def test_the_preview_grid_cycles_through_the_classes_the_training_split_holds():
-    from fashiongen.gan.conditions import Conditions
+    from fashiongen.gan.conditions import Conditions, condition_kind
 
     labels = np.array([0, 2, 2, 0, 2])  # class 1 absent
     codes = torch.arange(5, dtype=torch.float32)[:, None]
-    grid = Conditions("encoding", codes, labels, 3).grid(16)
+    grid = Conditions(condition_kind("encoding"), codes, labels, 3).grid(16)
     assert grid[:, 0].tolist() == [0, 0, 1, 1] * 4  # rows: first image of class 0, of class 2, then again
-    assert Conditions("label", torch.as_tensor(labels), labels, 3).grid(8).tolist() == [0, 2] * 4
+    assert Conditions(condition_kind("label"), torch.as_tensor(labels), labels, 3).grid(8).tolist() == [0, 2] * 4
 
 
 def test_preprocess_refuses_its_params_before_writing_anything(tmp_path):
