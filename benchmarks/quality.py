@@ -91,16 +91,16 @@ def score(module: torch.nn.Module, z_dim: int, spec=None) -> dict:
     """The pipeline's metrics of ``module``: a FashionGen generator of ``spec``, or (``spec`` None) a plain ``G(z)``."""
     from fashiongen.config import load_params
     from fashiongen.data.prepared import load_prepared
-    from fashiongen.evaluation import score_generator, test_conditions
+    from fashiongen.evaluation import score_generator, split_conditions
     from fashiongen.metrics.features import load_evaluator
 
     params = load_params(REPO_ROOT / "params.yaml")
     data = load_prepared(REPO_ROOT / "data" / "prepared")
     evaluator = load_evaluator(REPO_ROOT / "models" / "evaluator.pt")
     if spec is None:
-        module, conditions = Unconditional(module), torch.empty(len(data.split("test")), 0)
+        module, conditions = Unconditional(module), None
     else:
-        conditions = test_conditions(spec, data, REPO_ROOT / "data" / "encodings")
+        conditions = split_conditions(spec, data, REPO_ROOT / "data" / "encodings")
     metrics, _ = score_generator(module, z_dim, params.evaluate, data, evaluator, "cpu", conditions)
     return metrics
 

@@ -233,6 +233,14 @@ def _check_ruler(baseline: dict, current: dict, comparison: Comparison) -> None:
         comparison.ruler_problems.append(
             f"num_samples differs ({baseline.get('num_samples')} vs {current.get('num_samples')}): FID and KID depend on N"
         )
+    # what the samples were scored against (fashiongen/real_set.py); files from before it was recorded used
+    # N test images (a "test" set always holds N, which the check above compares)
+    real = [(m.get("real_set", "test"), m.get("real_count", m.get("num_samples"))) for m in (baseline, current)]
+    if real[0] != real[1] and real != [("test", real[0][1]), ("test", real[1][1])]:
+        comparison.ruler_problems.append(
+            f"measured against different real sets ({real[0][0]} set of {real[0][1]} images vs {real[1][0]} set of "
+            f"{real[1][1]}); a score depends on the real images it is compared with: update the baseline"
+        )
     if baseline.get("features") == current.get("features"):
         return
     recipe = baseline.get("features_recipe")

@@ -1,22 +1,26 @@
-"""The evaluate stage: score a trained generator against held-out real images.
+"""The evaluate stage: score a trained generator against real images.
 
-N generated images are compared with N real test images in the evaluator's
-feature space. Beside the model's scores stands the floor: the same metrics
-between N *training* images and the same N test images, i.e. what a perfect
+N generated images are compared with real images in the evaluator's feature
+space: N held-out test images, or, when a split holds fewer than N (a small
+photo folder), up to N images of the whole dataset (the real-set rule,
+:mod:`fashiongen.real_set`). Beside the model's scores stands the floor: the
+same metrics between two sets of real images (N training images vs the N test
+images; or one half of the real set vs the other), i.e. what a perfect
 generator (one that samples the true distribution) would score with this
-evaluator and this N. A reader sees how far from real the model is, and two
-numbers measured with different evaluators or different N are never mixed up:
-the file records both.
+evaluator and these sizes. A reader sees how far from real the model is, and
+two numbers measured with different evaluators, N or real sets are never mixed
+up: the file records them (``features``, ``num_samples``, ``real_set``,
+``real_count``, ``floor_count``).
 
-A conditional generator is scored on the conditions of the held-out test
-images it is compared with: their labels (so classes come in their test
-proportions) or their encodings. Two more metrics then say whether the
-condition is obeyed and whether the noise still matters:
+A conditional generator is scored on the conditions of the real images it is
+compared with: their labels (so classes come in their real proportions) or
+their encodings. Two more metrics then say whether the condition is obeyed and
+whether the noise still matters:
 
 - ``class_consistency``: the share of samples the evaluator puts in the class
   asked for (label) or in the class of the source image (encoding);
 - ``diversity``: the mean pairwise feature distance of samples sharing one
-  condition, divided by that of real test images of the condition's class.
+  condition, divided by that of real images of the condition's class.
   Near 0 the generator ignores the noise and copies; near 1 it varies as much
   as real images of the class do.
 """
@@ -35,7 +39,6 @@ from fashiongen.atomic import write_json
 from fashiongen.config import EvaluateConfig
 from fashiongen.data.prepared import PreparedData, load_prepared
 from fashiongen.device import resolve_device
-from fashiongen.errors import ConfigError
 from fashiongen.gan.artifact import GeneratorSpec, load_generator
 from fashiongen.gan.conditions import condition_kind
 from fashiongen.gan.sampling import sample_uint8
@@ -43,10 +46,12 @@ from fashiongen.metrics.table import floors
 from fashiongen.images import save_grid
 from fashiongen.metrics.features import LoadedEvaluator, extract, load_evaluator
 from fashiongen.metrics.scores import frechet_distance, inception_score, kernel_distance, precision_recall
+from fashiongen.real_set import TEST, RealSet, plan_real_set
 
 log = logging.getLogger(__name__)
 
 GRID_SAMPLES = 64
+SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True)
@@ -88,66 +93,130 @@ def inception_space(cfg: EvaluateConfig, device) -> FeatureSpace:
 
 
 def evaluate(cfg: EvaluateConfig, paths: EvaluatePaths, device_name: str = "auto") -> dict:
-    """Sample, score against the test split and its real-vs-real floor, write the metrics."""
-    device = resolve_device(device_name)
-    space = inception_space(cfg, device) if cfg.features == "inception" else None  # first: missing weights fail fast
+    """Sample, score against the real set and its real-vs-real floor, write the metrics."""
     data = load_prepared(paths.prepared)
+    split_sizes = len(data.split("train")), len(data.split("test"))
+    plan_real_set(*split_sizes, cfg.num_samples, cfg.pr_neighbours)  # first: a set too small fails in seconds
+    device = resolve_device(device_name)
+    space = inception_space(cfg, device) if cfg.features == "inception" else None  # missing weights fail fast
     evaluator = load_evaluator(paths.evaluator, device)
     generator = load_generator(paths.generator, device)
-    conditions = test_conditions(generator.spec, data, paths.encodings)
+    conditions = split_conditions(generator.spec, data, paths.encodings)
     metrics, fakes = score_generator(
         generator.module, generator.spec.z_dim, cfg, data, evaluator, device, conditions, space
     )
     write_json(paths.metrics, metrics)
     save_grid(paths.samples, fakes[:GRID_SAMPLES])
-    log.info("FID %.3f (floor %.3f), KID %.5f, IS %.3f", metrics["fid"], metrics["fid_floor"], metrics["kid_mean"], metrics["is_mean"])
+    log.info("FID %.3f (floor %.3f), KID %.5f, IS %.3f; %d samples against the %s real set of %d images",
+             metrics["fid"], metrics["fid_floor"], metrics["kid_mean"], metrics["is_mean"], metrics["num_samples"],
+             metrics["real_set"], metrics["real_count"])
     return metrics
 
 
 def test_conditions(spec: GeneratorSpec, data: PreparedData, encodings_dir: Path) -> torch.Tensor:
     """The condition of every test image for ``spec``'s generator (N×0 for an unconditional one)."""
+    return split_conditions(spec, data, encodings_dir, splits=("test",))["test"]
+
+
+def split_conditions(
+    spec: GeneratorSpec, data: PreparedData, encodings_dir: Path, splits: tuple[str, ...] = SPLITS
+) -> dict[str, torch.Tensor]:
+    """The condition of every image of each split for ``spec``'s generator (N×0 rows for an unconditional one)."""
     kind = condition_kind(spec.condition)
-    return kind.values(data.split("test").labels, data.num_classes, encodings_dir, "test", encoder_id=spec.encoder)
+    return {
+        split: kind.values(data.split(split).labels, data.num_classes, encodings_dir, split, encoder_id=spec.encoder)
+        for split in splits
+    }
+
+
+@dataclass(frozen=True)
+class RealDraw:
+    """The real images of one evaluation (see :mod:`fashiongen.real_set`).
+
+    ``images`` (R×C×H×W uint8), their ``labels`` (R) and ``conditions`` (R
+    rows; R×0 for an unconditional generator) are the reference the samples are scored against. The floor pairs
+    them with ``floor_images``, training images standing in for a perfect
+    generator's samples (real set ``test``), or, when that is None, pairs the
+    reference rows ``halves[0]`` with the rows ``halves[1]`` (``full``).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    conditions: torch.Tensor
+    floor_images: np.ndarray | None = None
+    halves: tuple[np.ndarray, np.ndarray] | None = None
+
+    def floor_features(self, real_feats: torch.Tensor, extract: Callable) -> tuple[torch.Tensor, torch.Tensor]:
+        """(real side, stand-in side) of the floor, given the reference's features and the feature extractor."""
+        if self.floor_images is not None:
+            return real_feats, extract(self.floor_images)[0]
+        return real_feats[self.halves[0]], real_feats[self.halves[1]]
+
+
+def draw_real(real_set: RealSet, data: PreparedData, conditions: dict[str, torch.Tensor], seed: int) -> RealDraw:
+    """Pick the reference and floor images of ``real_set`` with a generator seeded by ``seed``.
+
+    ``conditions``: one row per image of each split (:func:`split_conditions`).
+    """
+    rng = np.random.default_rng(seed)
+    train, test = data.split("train"), data.split("test")
+    if real_set.name == TEST:
+        index = pick(len(test), real_set.count, rng)
+        cond = conditions["test"][torch.as_tensor(index)]
+        floor_images = train.images[pick(len(train), real_set.floor_count, rng)]
+        return RealDraw(test.images[index], np.asarray(test.labels)[index], cond, floor_images=floor_images)
+    index = pick(len(train) + len(test), real_set.count, rng)
+    from_train, from_test = index[index < len(train)], index[index >= len(train)] - len(train)
+
+    def gather(by_split):
+        return np.concatenate([np.asarray(by_split["train"][from_train]), np.asarray(by_split["test"][from_test])])
+
+    cond = torch.cat([conditions["train"][torch.as_tensor(from_train)], conditions["test"][torch.as_tensor(from_test)]])
+    order, half = rng.permutation(real_set.count), real_set.floor_count
+    return RealDraw(
+        gather({"train": train.images, "test": test.images}), gather({"train": train.labels, "test": test.labels}),
+        cond, halves=(np.sort(order[:half]), np.sort(order[half : 2 * half])),
+    )
 
 
 def score_generator(
     module: torch.nn.Module, z_dim: int, cfg: EvaluateConfig, data: PreparedData, evaluator: LoadedEvaluator, device,
-    conditions: torch.Tensor, space: FeatureSpace | None = None,
+    conditions: dict[str, torch.Tensor] | None = None, space: FeatureSpace | None = None,
 ) -> tuple[dict, torch.Tensor]:
     """The metrics of ``cfg.num_samples`` samples of ``module`` and of the real-data floor; also the samples.
 
     Any generator ``G(z, c)`` mapping noise (B, z_dim) to images in [-1, 1] can
     be scored this way, which is how the quality benchmark scores the textbook
-    DCGAN with exactly the pipeline's ruler. ``conditions`` (one per test image,
-    :func:`test_conditions`; N×0 for an unconditional generator) makes the
-    samples conditional on the test images they are compared with. ``space``
-    (default: the evaluator's) is what FID, KID, IS and precision/recall are
-    measured in; class consistency and diversity always use the evaluator,
-    the one ruler that knows the dataset's classes.
+    DCGAN with exactly the pipeline's ruler. The real images are chosen by the real-set
+    rule (:mod:`fashiongen.real_set`; a :class:`DataError` when the data is too
+    small) and recorded: ``real_set``, ``real_count``, ``floor_count``.
+    ``conditions`` (``{"train": ..., "test": ...}``, one row per image,
+    :func:`split_conditions`; None for an unconditional generator) makes the
+    samples conditional on the real images they are compared with, cycling
+    through them when N exceeds R. ``space`` (default: the evaluator's) is
+    what FID, KID, IS and precision/recall are measured in; class consistency
+    and diversity always use the evaluator, the one ruler that knows the
+    dataset's classes.
     """
-    test, train = data.split("test"), data.split("train")
-    n = cfg.num_samples
-    if n > len(test) or n > len(train):
-        raise ConfigError(
-            f"evaluate.num_samples={n} but the prepared data has {len(test)} test and {len(train)} "
-            "training images; lower evaluate.num_samples."
-        )
-    rng = np.random.default_rng(cfg.seed)
-    test_index = pick(len(test), n, rng)
-    real_test = test.images[test_index]
-    real_train = train.images[pick(len(train), n, rng)]
-    fakes = sample_uint8(module, n, z_dim, cfg.seed, cfg.batch_size, device, cond=conditions[test_index])
+    real_set = plan_real_set(len(data.split("train")), len(data.split("test")), cfg.num_samples, cfg.pr_neighbours)
+    n = real_set.num_samples
+    if conditions is None:
+        conditions = {split: torch.empty(len(data.split(split)), 0) for split in SPLITS}
+    real = draw_real(real_set, data, conditions, cfg.seed)
+    source = np.resize(np.arange(real_set.count), n)  # sample i is conditioned like real image i mod R
+    cond = real.conditions[torch.as_tensor(source)]
+    fakes = sample_uint8(module, n, z_dim, cfg.seed, cfg.batch_size, device, cond=cond)
 
     def features(images):
         return extract(evaluator.model, images, cfg.batch_size, device)
 
     space = space or FeatureSpace(evaluator.id, evaluator.recipe, features)
-    test_feats, test_logits = space.extract(real_test)
-    train_feats, _ = space.extract(real_train)
+    real_feats, real_logits = space.extract(real.images)
+    floor_real, floor_other = real.floor_features(real_feats, space.extract)
     fake_feats, fake_logits = space.extract(fakes)
 
-    model = score(test_feats, fake_feats, fake_logits, cfg)
-    floor = score(test_feats, train_feats, test_logits, cfg)
+    model = score(real_feats, fake_feats, fake_logits, cfg)
+    floor = score(floor_real, floor_other, real_logits, cfg)
     metrics = {
         **model,
         **floors(floor),  # fid_floor, kid_mean_floor, is_mean_floor, precision_floor, recall_floor
@@ -155,13 +224,15 @@ def score_generator(
         "features": space.id,
         "features_recipe": space.recipe,
         "num_samples": n,
-        "kid_subset_size": min(cfg.kid_subset_size, n),
+        "real_set": real_set.name,
+        "real_count": real_set.count,
+        "floor_count": real_set.floor_count,
+        "kid_subset_size": min(cfg.kid_subset_size, n, real_set.count),
     }
-    if conditions.numel():  # a conditional generator: does it follow its conditions, does the noise still matter?
-        labels = np.asarray(test.labels)
+    if cond.numel():  # a conditional generator: does it follow its conditions, does the noise still matter?
         class_logits = fake_logits if space.id == evaluator.id else features(fakes)[1]
-        metrics["class_consistency"] = class_consistency(class_logits, labels[test_index])
-        metrics["diversity"] = diversity(module, z_dim, conditions, labels, cfg, test, features, device)
+        metrics["class_consistency"] = class_consistency(class_logits, real.labels[source])
+        metrics["diversity"] = diversity(module, z_dim, real.conditions, real.labels, cfg, real.images, features, device)
     return metrics, fakes
 
 
@@ -176,12 +247,14 @@ def mean_pairwise_distance(features: torch.Tensor) -> torch.Tensor:
     return torch.cdist(features, features).sum(dim=(1, 2)) / (k * (k - 1))
 
 
-def diversity(module, z_dim, conditions, labels, cfg: EvaluateConfig, test, features, device) -> float:
+def diversity(module, z_dim, conditions, labels, cfg: EvaluateConfig, images, features, device) -> float:
     """Spread of samples sharing a condition relative to real images of its class (see the module doc).
 
-    The groups are the conditions of ``diversity_groups`` random test images;
+    The groups are the conditions of ``diversity_groups`` random real images
+    (``images``, the reference set, with their ``labels`` and ``conditions``);
     each gets ``diversity_per_group`` samples (fresh noise) and is compared with
-    as many random real test images of the same class.
+    as many random reference images of the same class (drawn with replacement
+    when the class has fewer).
     """
     rng = np.random.default_rng(cfg.seed + 1)
     groups, per_group = min(cfg.diversity_groups, len(labels)), cfg.diversity_per_group
@@ -193,17 +266,18 @@ def diversity(module, z_dim, conditions, labels, cfg: EvaluateConfig, test, feat
         same_class = np.flatnonzero(labels == labels[source])
         real_index.append(rng.choice(same_class, size=per_group, replace=len(same_class) < per_group))
     fake_feats, _ = features(fakes)
-    real_feats, _ = features(test.images[np.concatenate(real_index)])
+    real_feats, _ = features(images[np.concatenate(real_index)])
     spread = mean_pairwise_distance(fake_feats.view(groups, per_group, -1)).mean()
     real_spread = mean_pairwise_distance(real_feats.view(groups, per_group, -1)).mean()
     return float(spread / real_spread)
 
 
 def score(real_feats: torch.Tensor, feats: torch.Tensor, logits: torch.Tensor, cfg: EvaluateConfig) -> dict:
-    """FID, KID, IS and precision/recall of one image set against the real features."""
+    """FID, KID, IS and precision/recall of one image set (``feats``, IS from ``logits``) against ``real_feats``."""
     kid_mean, kid_std = kernel_distance(real_feats, feats, cfg.kid_subsets, cfg.kid_subset_size, cfg.seed)
     is_mean, is_std = inception_score(logits, cfg.is_splits, cfg.seed)
-    precision, recall = precision_recall(real_feats, feats, cfg.pr_neighbours)
+    # on sets of equal size (k-NN radii shrink as a set grows): the first len(real_feats) of feats
+    precision, recall = precision_recall(real_feats, feats[: len(real_feats)], cfg.pr_neighbours)
     return {
         "fid": frechet_distance(real_feats, feats),
         "kid_mean": kid_mean,

@@ -8,9 +8,11 @@ from fashiongen.stage import run_stage  # noqa: E402
 
 
 def main(params):
+    from fashiongen.data.requirements import require_trainable_manifest
     from fashiongen.data.sources import fetch_raw
 
-    fetch_raw(params.data, Path("data/raw"))
+    # a folder that cannot be trained on and scored is refused here, in seconds, not in `evaluate`
+    fetch_raw(params.data, Path("data/raw"), check=lambda manifest: require_trainable_manifest(manifest, params))
 
 
 if __name__ == "__main__":

@@ -8,9 +8,12 @@ from fashiongen.stage import run_stage  # noqa: E402
 
 
 def main(params):
+    from fashiongen.data.requirements import require_trainable_prepared, require_trainable_raw
     from fashiongen.data.sources import prepare
 
+    require_trainable_raw(Path("data/raw"), params)  # under this stage's params, before anything is written
     prepare(params.data, Path("data/raw"), Path("data/prepared"))
+    require_trainable_prepared(Path("data/prepared"), params)  # the images that decoded, before any training
 
 
 if __name__ == "__main__":

@@ -214,6 +214,25 @@ def make_photo_folder(root: Path, per_class: int = 20, seed: int = 0) -> Path:
     return root
 
 
+def make_small_photo_folder(root: Path, per_class: int, seed: int = 0) -> Path:
+    """``per_class`` clean 48×40 RGB PNG 'photos' in each of the three class folders of :data:`CLASS_COLOURS`.
+
+    Like :func:`make_photo_folder` without its odd files: a folder of exactly
+    ``3 × per_class`` readable images (the small-folder tests and benchmark).
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for name, colour in CLASS_COLOURS.items():
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 60, (48, 40, 3), dtype=np.uint8)
+            pixels[12:36, 10:30] = colour
+            pixels[12:36, 10:30] += rng.integers(0, 40, (24, 20, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{name}_{i:03d}.png")
+    return root
+
+
 # A small git + DVC repository shaped like FashionGen's outputs: metrics and curves are git-tracked
 # (cache: false), the sample grids live in the DVC cache, so a `git clone` has the first but not the second.
 FAKE_STAGE = '''\

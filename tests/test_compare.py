@@ -75,6 +75,25 @@ def test_bad_tolerance_file_is_a_clear_error(tmp_path):
         load_tolerances(path)
 
 
+def test_numbers_measured_against_different_real_sets_are_refused():
+    test_set = {**BASE, "real_set": "test", "real_count": 1000}
+    full_set = {**BASE, "real_set": "full", "real_count": 600}
+    result = compare(test_set, full_set, TOLERANCES)
+    assert not result.passed() and result.passed(allow_ruler_change=True)
+    assert "FAIL: measured against different real sets (test set of 1000 images vs full set of 600)" in to_markdown(result)
+    # the full set of a folder that grew is another real set too
+    assert not compare(full_set, {**full_set, "real_count": 700}, TOLERANCES).passed()
+    assert compare(full_set, dict(full_set), TOLERANCES).passed()
+
+
+def test_a_metrics_file_from_before_the_real_set_was_recorded_counts_as_the_test_set():
+    assert compare(BASE, {**BASE, "real_set": "test", "real_count": 1000}, TOLERANCES).passed()
+    assert not compare(BASE, {**BASE, "real_set": "full", "real_count": 1000}, TOLERANCES).passed()
+    # an N change is reported once, as an N change
+    assert compare(BASE, {**BASE, "num_samples": 500}, TOLERANCES).ruler_problems == [
+        "num_samples differs (1000 vs 500): FID and KID depend on N"
+    ]
+
 
 def gate(tmp_path, capsys, baseline, current, tolerances=None):
     """Run `fashiongen compare` on these contents; (exit status, stdout, the stderr lines)."""

@@ -179,7 +179,7 @@ def test_diversity_is_zero_for_a_generator_that_ignores_the_noise():
         flat = torch.as_tensor(images).float().flatten(1)
         return flat, flat
 
-    value = diversity(Copier(), 4, torch.as_tensor(labels), labels, cfg, test, features, "cpu")
+    value = diversity(Copier(), 4, torch.as_tensor(labels), labels, cfg, test.images, features, "cpu")
     assert value == 0.0
 
 

@@ -8,6 +8,7 @@ import pytest
 from fashiongen.config import Params, load_params, parse_params
 from fashiongen.errors import ConfigError
 from fashiongen.profiles import apply_overrides, available, load_profile
+from fashiongen.real_set import choose_real_set
 from helpers import REPO_ROOT
 
 
@@ -46,7 +47,7 @@ def test_unknown_section_is_named():
         ({"model": {"loss": "wasserstein"}}, "model.loss", "'bce', 'lsgan', 'hinge' or 'wgan-gp'"),
         ({"train": {"augment": ["rotate"]}}, "train.augment.0", "'color', 'translation' or 'cutout'"),
         ({"train": {"ema": 1.0}}, "train.ema", "less than 1"),
-        ({"data": {"subset": 5}}, "data.subset", "greater than or equal to 10"),
+        ({"data": {"subset": 5}}, "data.subset", "greater than or equal to 50"),
         ({"evaluate": {"num_samples": True}}, "evaluate.num_samples", "valid integer"),
     ],
 )
@@ -69,9 +70,10 @@ def test_gradient_penalty_with_batch_norm_is_refused():
     assert parse_params({"model": {"loss": "wgan-gp"}}).model.resolved_d_norm() == "layer"
 
 
-def test_cross_field_check_names_both_keys():
-    with pytest.raises(ConfigError, match=r"evaluate.num_samples \(10000\) exceeds data.subset \(2000\)"):
-        parse_params({"data": {"subset": 2000}})
+def test_num_samples_above_the_subset_is_scored_against_the_full_set_not_refused():
+    params = parse_params({"data": {"subset": 2000}})  # 2,000 test images < N = 10,000
+    real = choose_real_set(2000, 2000, params.evaluate.num_samples)
+    assert (real.name, real.count, real.floor_count, real.num_samples) == ("full", 4000, 2000, 10000)
 
 
 def test_yaml_1_2_scientific_notation_is_a_number(tmp_path):
@@ -93,7 +95,7 @@ def test_tiny_profile_is_valid():
     raw = load_params(REPO_ROOT / "params.yaml").model_dump()
     tiny = parse_params(apply_overrides(raw, load_profile("tiny")))
     assert tiny.data.subset == 2000
-    assert tiny.evaluate.num_samples <= tiny.data.subset
+    assert choose_real_set(tiny.data.subset, tiny.data.subset, tiny.evaluate.num_samples).name == "test"
 
 
 @pytest.mark.parametrize("name", available())

@@ -59,9 +59,16 @@ def test_balanced_first_n_properties(n, seed):
         np.testing.assert_array_equal(index[labels[index] == cls], np.flatnonzero(labels == cls)[: per_class[cls]])
 
 
-def test_subset_larger_than_a_class_is_an_error():
-    with pytest.raises(DataError, match="asks for 5 images of class 1"):
-        balanced_first_n(np.array([0] * 10 + [1] * 2), 10, 2)
+def test_a_class_short_of_its_share_gives_all_it_has_and_the_others_fill_the_subset():
+    # a photo folder's classes: 100 shirts, 5 bags, 5 shoes; data.subset 60 = 20 each if it could be
+    labels = np.array([0] * 100 + [1] * 5 + [2] * 5)
+    index = balanced_first_n(labels, 60, 3)
+    assert np.bincount(labels[index], minlength=3).tolist() == [50, 5, 5]
+    np.testing.assert_array_equal(index, np.concatenate([np.arange(50), np.arange(100, 110)]))
+    # shortfall shared evenly among the open classes, the first ones one more
+    labels = np.array([0] * 10 + [1] * 2 + [2] * 10)
+    assert np.bincount(labels[balanced_first_n(labels, 13, 3)], minlength=3).tolist() == [6, 2, 5]
+    assert balanced_first_n(labels, 22, 3).tolist() == list(range(22))  # n >= the split: every item
 
 
 def test_missing_raw_file_names_the_stage_to_run(tmp_path):

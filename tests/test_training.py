@@ -51,11 +51,11 @@ def test_same_seed_same_weights(workdir):
     assert_same_weights(weights(paths(workdir, "a")), weights(paths(workdir, "b")))
 
 
-def test_batch_larger_than_the_data_is_a_clear_error(workdir):
-    from fashiongen.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="exceeds the 192 training images"):
-        train_gan(tiny_params(batch_size=1024), paths(workdir))
+def test_a_batch_larger_than_the_data_trains_on_all_of_it_and_records_that_batch(workdir, caplog):
+    run = paths(workdir)
+    train_gan(tiny_params(batch_size=1024, epochs=1, eval_every=0), run)  # a small photo folder at batch 128
+    assert load_generator(run.generator).params["train"]["batch_size"] == 192
+    assert "train.batch_size=1024 exceeds the 192 training images: every step uses 192" in caplog.text
 
 
 def test_damaged_generator_file_is_a_clear_error(tmp_path):

@@ -10,10 +10,34 @@ run's result does not depend on which one it took.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 
+from fashiongen.config import Params
+
+log = logging.getLogger(__name__)
+
 GIB = 1 << 30
+
+
+def fit_batch_to_split(params: Params, n_images: int, world_size: int = 1) -> Params:
+    """``params`` with ``train.batch_size`` lowered to the training split's size when the split is smaller.
+
+    A photo folder of a few hundred images may hold fewer training images
+    than the default batch (128); each step then uses all of them (rounded
+    down to a multiple of ``world_size``), as the evaluator's and encoder's
+    training do, and a warning says so. The returned params are what the run
+    records. Below two images per process nothing changes: the caller refuses.
+    """
+    batch = params.train.batch_size
+    fitted = n_images - n_images % world_size
+    if n_images >= batch or fitted < 2 * world_size:
+        return params
+    log.warning("train.batch_size=%d exceeds the %d training images: every step uses %d of them "
+                "(one step per epoch; raise train.epochs for more steps)", batch, n_images, fitted)
+    return params.model_copy(update={"train": params.train.model_copy(update={"batch_size": fitted})})
 
 
 class ImageSource:

@@ -24,24 +24,27 @@ SPLITS = ("train", "test")
 
 
 def balanced_first_n(labels: np.ndarray, n: int, num_classes: int) -> np.ndarray:
-    """Indices of the first ``n`` items, taking the same number from every class.
+    """Indices of the first ``n`` items, as evenly spread over the classes as the classes allow.
 
     Each class gets ``n // num_classes`` items (the first classes one more when
-    ``n`` does not divide evenly), chosen as that class's first occurrences, so
-    the subset is deterministic and its class balance does not depend on the
-    file's order. The indices are returned in file order.
+    ``n`` does not divide evenly); a class with fewer items than its share gives
+    all it has and the rest is shared out the same way among the others (a
+    photo folder's classes are rarely the same size). The items of each class
+    are its first occurrences, so the subset is deterministic and its class
+    balance does not depend on the file's order. The indices are returned in
+    file order; ``n`` at least ``len(labels)`` returns every index.
     """
-    quota = np.full(num_classes, n // num_classes)
-    quota[: n % num_classes] += 1
-    chosen = []
-    for cls in range(num_classes):
-        members = np.flatnonzero(labels == cls)
-        if len(members) < quota[cls]:
-            raise DataError(
-                f"data.subset={n} asks for {quota[cls]} images of class {cls}, "
-                f"but the split has only {len(members)}; lower data.subset."
-            )
-        chosen.append(members[: quota[cls]])
+    labels = np.asarray(labels)
+    if n >= len(labels):
+        return np.arange(len(labels))
+    available = np.bincount(labels, minlength=num_classes)
+    quota = np.zeros(num_classes, dtype=np.int64)
+    while (missing := n - int(quota.sum())) > 0:
+        open_classes = np.flatnonzero(quota < available)
+        share = np.full(len(open_classes), missing // len(open_classes))
+        share[: missing % len(open_classes)] += 1
+        quota[open_classes] += np.minimum(share, available[open_classes] - quota[open_classes])
+    chosen = [np.flatnonzero(labels == cls)[: quota[cls]] for cls in range(num_classes)]
     return np.sort(np.concatenate(chosen))
 
 

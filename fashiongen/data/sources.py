@@ -7,16 +7,23 @@ labels, ``meta.json``), so nothing after ``preprocess`` knows which it was.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from fashiongen.config import DataConfig
 
 
-def fetch_raw(cfg: DataConfig, raw_dir: Path) -> None:
-    """Fill ``raw_dir``: the verified IDX files, or the manifest of the folder."""
+def fetch_raw(cfg: DataConfig, raw_dir: Path, check: Callable | None = None) -> None:
+    """Fill ``raw_dir``: the verified IDX files, or the manifest of the folder.
+
+    ``check(manifest)`` (folders) may refuse the scanned folder before anything is written.
+    """
     if cfg.source == "folder":
         from fashiongen.data.folder import scan_folder, write_manifest
 
-        write_manifest(raw_dir, scan_folder(Path(cfg.folder)))
+        manifest = scan_folder(Path(cfg.folder))
+        if check is not None:
+            check(manifest)
+        write_manifest(raw_dir, manifest)
         return
     from fashiongen.data.fashion_mnist import fetch_fashion_mnist
     from fashiongen.data.folder import MANIFEST_NAME

@@ -85,8 +85,13 @@ class ConditionKind:
         raise NotImplementedError
 
     def grid_rows(self, values: torch.Tensor, labels: np.ndarray, num_classes: int, rows: np.ndarray) -> torch.Tensor:
-        """Conditions of a preview grid: grid row ``r`` shows class ``r`` (label) or one source image (encoding)."""
-        sources = [int(np.flatnonzero(labels == c % num_classes)[0]) for c in range(GRID_ROWS)]
+        """Conditions of a preview grid: grid row ``r`` shows class ``r`` (label) or one source image (encoding).
+
+        The rows cycle through the classes the training split holds (a small
+        folder's split may lack one); a source image is the first of its class.
+        """
+        present = np.unique(np.asarray(labels))
+        sources = [int(np.flatnonzero(labels == present[c % len(present)])[0]) for c in range(GRID_ROWS)]
         return values[torch.as_tensor([sources[r % GRID_ROWS] for r in rows], device=values.device)]
 
     def sample(self, values: torch.Tensor, n: int, rng: torch.Generator) -> torch.Tensor:
@@ -155,7 +160,8 @@ class LabelCondition(ConditionKind):
         return torch.as_tensor(np.array(labels, dtype=np.int64))
 
     def grid_rows(self, values, labels, num_classes, rows) -> torch.Tensor:
-        return torch.as_tensor(rows % num_classes, device=values.device)
+        present = np.unique(np.asarray(labels))  # the classes the training split holds
+        return torch.as_tensor(present[rows % len(present)], device=values.device)
 
     def from_request(self, loaded, n, label, like, encoder_path, device) -> torch.Tensor:
         self._refuse(like, "--like", "encoding")

@@ -36,7 +36,7 @@ import torch
 
 from fashiongen.atomic import reset_directory
 from fashiongen.config import Params
-from fashiongen.data.batches import ImageSource
+from fashiongen.data.batches import ImageSource, fit_batch_to_split
 from fashiongen.data.prepared import load_prepared
 from fashiongen.device import autocast_dtype
 from fashiongen.errors import ConfigError, TrainingDiverged
@@ -136,6 +136,8 @@ def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.de
     seed_everything(ranks.seed(cfg.seed))
     data = load_prepared(paths.prepared)
     train_images = data.split("train").images  # memory-mapped: ImageSource decides what to load
+    params = fit_batch_to_split(params, len(train_images), ranks.world_size)  # a small folder: one batch of all
+    cfg = params.train
     steps_per_epoch = len(train_images) // cfg.batch_size
     if steps_per_epoch == 0:
         raise ConfigError(f"train.batch_size={cfg.batch_size} exceeds the {len(train_images)} training images; lower it.")

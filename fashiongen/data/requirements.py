@@ -1,0 +1,101 @@
+"""What a dataset needs for the whole pipeline to run on it, checked before any training.
+
+A photo folder that cannot work (too few images to score, a class the
+training split never shows, an evaluation param the folder is too small for)
+is refused by the ``download`` stage, from the folder's manifest, in seconds,
+with a fix that works, instead of failing in ``evaluate`` after every training
+stage has run. ``preprocess`` checks again on the images that really decoded
+(an unreadable file counts as absent) and under its own params
+(``data.test_fraction``, ``data.subset``): from the manifest before decoding,
+so a params change is refused with the previous ``data/prepared`` untouched,
+and on what decoded after writing; ``evaluate`` checks its params
+(:func:`fashiongen.real_set.plan_real_set`).
+
+What is *not* refused: a training split smaller than ``train.batch_size`` (a
+step then uses every training image, like the evaluator's and encoder's
+training already did) and classes of uneven size (``data.subset`` fills the
+quota of a short class from the others).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fashiongen.config import Params
+from fashiongen.errors import DataError
+from fashiongen.real_set import real_set_problems
+
+
+def dataset_problems(train_labels: np.ndarray, n_test: int, classes: list[str], labelled: bool, params: Params) -> list[str]:
+    """Why the pipeline cannot run on splits with these training labels and test count; empty when it can.
+
+    ``train_labels``: int class index of every training image; ``classes``:
+    class names by index; ``labelled``: whether the classes are real (class
+    subfolders) rather than the single class of an unlabelled folder.
+    """
+    problems = []
+    n_train = len(train_labels)
+    if n_test == 0 or n_train < 2:
+        problems.append(
+            f"the split holds {n_train} training and {n_test} test images (data.test_fraction="
+            f"{params.data.test_fraction}); both splits need images (training at least 2): "
+            "change data.test_fraction or add images"
+        )
+    problems += real_set_problems(n_train, n_test, params.evaluate.num_samples, params.evaluate.pr_neighbours)
+    if labelled and n_train:
+        present = np.bincount(np.asarray(train_labels, dtype=np.int64), minlength=len(classes))
+        absent = [name for name, count in zip(classes, present) if count == 0]
+        if absent:
+            problems.append(
+                f"class(es) {', '.join(repr(name) for name in absent)} have no image in the training split (all "
+                "held out for testing by data.test_fraction, or dropped by data.subset): the evaluator cannot "
+                "learn them; add images to those class folders (or remove the folders)"
+            )
+    return problems
+
+
+def require_trainable(where: str, train_labels, n_test: int, classes, labelled: bool, params: Params) -> None:
+    """Raise a :class:`DataError` listing every problem of :func:`dataset_problems`, naming ``where``."""
+    problems = dataset_problems(np.asarray(train_labels), n_test, list(classes), labelled, params)
+    if problems:
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        raise DataError(f"{where} cannot be trained on and scored with these params:\n{lines}")
+
+
+def require_trainable_manifest(manifest, params: Params) -> None:
+    """The download stage's check of a scanned folder, split and subset as ``preprocess`` will do it.
+
+    Every listed image counts as readable here; ``preprocess`` repeats the
+    check on the images that decode.
+    """
+    from fashiongen.data.folder import is_test
+    from fashiongen.data.prepare import balanced_first_n
+
+    data = params.data
+    held_out = np.array([is_test(entry, data.test_fraction) for entry in manifest.entries], dtype=bool)
+    labels = np.array([entry.label for entry in manifest.entries], dtype=np.int64)
+    train_labels, n_test = labels[~held_out], int(held_out.sum())
+    if data.subset is not None:
+        if data.subset < len(train_labels):
+            train_labels = train_labels[balanced_first_n(train_labels, data.subset, len(manifest.classes))]
+        n_test = min(n_test, data.subset)
+    require_trainable(f"data.folder={data.folder}", train_labels, n_test, manifest.classes, manifest.labelled, params)
+
+
+def require_trainable_raw(raw_dir: Path, params: Params) -> None:
+    """The preprocess stage's check before it decodes anything: the folder's manifest under its params."""
+    if params.data.source == "folder":
+        from fashiongen.data.folder import read_manifest
+
+        require_trainable_manifest(read_manifest(raw_dir), params)
+
+
+def require_trainable_prepared(prepared_dir: Path, params: Params) -> None:
+    """The preprocess stage's check of what it wrote (only the images that decoded)."""
+    from fashiongen.data.prepared import load_prepared
+
+    data = load_prepared(prepared_dir)
+    where = f"data.folder={params.data.folder}" if params.data.source == "folder" else str(prepared_dir)
+    require_trainable(where, data.split("train").labels, len(data.split("test")), data.classes, data.labelled, params)
