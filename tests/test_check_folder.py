@@ -15,7 +15,7 @@ from helpers import make_photo_folder, readme_block
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
-    return make_photo_folder(tmp_path_factory.mktemp("check"), per_class=20)
+    return make_photo_folder(tmp_path_factory.mktemp("check"), per_class=40)  # 123 images: enough to train
 
 
 def snapshot(root):
@@ -35,16 +35,16 @@ def test_a_folder_that_would_train_is_reported_per_class_and_nothing_is_written(
     assert status == 0, out
     assert snapshot(photos) == before and list(tmp_path.iterdir()) == []
     lines = out.splitlines()
-    assert lines[0].endswith(": 3 class(es); 63 images used, 1 skipped, 1 not images, 1 ignored")
+    assert lines[0].endswith(": 3 class(es); 123 images used, 1 skipped, 1 not images, 1 ignored")
     rows = {line.split()[0]: line.split() for line in lines if line.split()[:1] in (["bags"], ["shirts"], ["shoes"])}
-    assert rows["bags"][1] == "21" and rows["shirts"][1] == "20" and rows["shoes"][1] == "22"  # 20 + a copy, 20 + 2 WebPs
-    assert int(rows["bags"][2]) + int(rows["bags"][3]) == 21
-    assert "40..150 × 40..128" in out and "RGB 22" in out
+    assert rows["bags"][1] == "41" and rows["shirts"][1] == "40" and rows["shoes"][1] == "42"  # 40 + a copy, 40 + 2 WebPs
+    assert int(rows["bags"][2]) + int(rows["bags"][3]) == 41
+    assert "40..150 × 40..128" in out and "RGB 42" in out
     assert "  shirts/corrupt.jpg: is not a readable image" in out
     assert "  notes.txt: not an image by content or name" in out
     assert "  .hidden: hidden folder (not scanned)" in out
-    # 20 images per class is enough; the copy sits in one class only; 63 images leave a small test split
-    assert "has 20" not in out and "same file" not in out
+    # 40 images per class is enough; the copy sits in one class only; 123 images leave a small test split
+    assert "has 40" not in out and "same file" not in out
     assert "warning: the test split holds" in out and "fewer than evaluate.num_samples=10000" in out
     assert lines[-1] == "would train: yes"
 
@@ -52,12 +52,12 @@ def test_a_folder_that_would_train_is_reported_per_class_and_nothing_is_written(
 def test_small_classes_and_files_in_two_classes_are_warned_about(photos, tmp_path, capsys, monkeypatch):
     folder = tmp_path / "photos"
     shutil.copytree(photos, folder)
-    for path in sorted((folder / "shoes").glob("*.png"))[:5]:
+    for path in [*sorted((folder / "shoes").glob("*.png")), *sorted((folder / "shoes").glob("*.jpg"))[:4]]:
         path.unlink()
     shutil.copyfile(folder / "bags" / "bag_3.jpg", folder / "shoes" / "also_a_bag.jpg")
     status, out, _ = check([folder], capsys, tmp_path, monkeypatch)
-    assert status == 0
-    assert "warning: class shoes has 18 readable image(s), fewer than 20" in out
+    assert status == 0, out
+    assert "warning: class shoes has 19 readable image(s), fewer than 20" in out
     assert "warning: the same file is in 2 classes: bags/bag_3.jpg, shoes/also_a_bag.jpg" in out
 
 
@@ -69,7 +69,8 @@ def test_a_folder_that_would_not_train_exits_2_with_the_problem(tmp_path, capsys
     (folder / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     status, out, _ = check([folder], capsys, tmp_path, monkeypatch)
     assert status == 2
-    assert "problem: no readable image falls in the" in out and out.splitlines()[-1].startswith("would train: no")
+    assert "problem: the split holds" in out and "both splits need images" in out
+    assert out.splitlines()[-1].startswith("would train: no")
     assert "  b/broken.png: is not a readable image" in out
 
 
@@ -116,3 +117,14 @@ def test_links_to_nothing_make_the_check_fail_and_the_readme_commands_remove_the
     subprocess.run(["bash", "-c", delete], capture_output=True)
     assert not os.path.lexists(folder / "shoes" / "gone.jpg") and (folder / "shoes" / "loop").is_symlink()
     assert check([folder], capsys, tmp_path, monkeypatch)[0] == 0
+
+
+def test_the_pipelines_own_refusals_show_in_the_check(photos, tmp_path, capsys, monkeypatch):
+    """A folder that download would refuse (fewer than 100 images with the defaults) does not pass the check."""
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    for path in sorted(folder.glob("*/*.jpg")):
+        path.unlink()
+    status, out, _ = check([folder], capsys, tmp_path, monkeypatch)
+    assert status == 2 and out.splitlines()[-1].startswith("would train: no")
+    assert "problem: the evaluation needs at least 100 real images and there are 63" in out

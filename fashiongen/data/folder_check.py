@@ -29,6 +29,7 @@ from fashiongen.data.folder import (
     scan_folder,
 )
 from fashiongen.data.folder_scan import DANGLING_LINK, display_path
+from fashiongen.data.requirements import manifest_problems
 from fashiongen.progress import progress_bar
 
 MIN_CLASS_IMAGES = 20  # below this a class is too small to learn or to score
@@ -89,18 +90,15 @@ def check_folder(root: Path, params: Params) -> FolderReport:
     skipped.sort(key=lambda s: s["path"])
     files = account_for_files(manifest, skipped, used)
     warnings, problems = findings(manifest, classes, params)
+    readable = set(used)
+    problems += manifest_problems([e for e in manifest.entries if e.path in readable], manifest.classes,
+                                  manifest.labelled, params)  # the pipeline's own refusals (requirements.py)
     return FolderReport(manifest, classes, skipped, files, warnings, problems)
 
 
 def findings(manifest: Manifest, classes: dict[str, ClassReport], params: Params) -> tuple[list[str], list[str]]:
     """(warnings, problems) about a scanned and decoded folder."""
     warnings, problems = [], []
-    train = sum(c.train for c in classes.values())
-    test = sum(c.test for c in classes.values())
-    for split, count in (("train", train), ("test", test)):
-        if not count:
-            problems.append(f"no readable image falls in the {split} split (data.test_fraction="
-                            f"{params.data.test_fraction}); add images or change data.test_fraction.")
     for name, report in classes.items():
         if report.images < MIN_CLASS_IMAGES:
             warnings.append(f"class {display_path(name)} has {report.images} readable image(s), fewer than "
@@ -108,10 +106,12 @@ def findings(manifest: Manifest, classes: dict[str, ClassReport], params: Params
     for paths in duplicates_across_classes(manifest):
         warnings.append(f"the same file is in {len({p.split('/', 1)[0] for p in paths})} classes: "
                         f"{', '.join(display_path(p) for p in paths)}")
+    test = sum(c.test for c in classes.values())
     num_samples = params.evaluate.num_samples
     if 0 < test < num_samples:
         warnings.append(f"the test split holds {test} images (data.test_fraction={params.data.test_fraction}), "
-                        f"fewer than evaluate.num_samples={num_samples}: too few real test images to score against.")
+                        f"fewer than evaluate.num_samples={num_samples}: evaluate scores against the full set "
+                        "(README: What the metrics mean), where a generator that copies its training images scores well.")
     from fashiongen.gan.conditions import condition_kind  # the registry knows which conditions need classes
 
     if condition_kind(params.model.condition).needs_labels and not manifest.labelled:
