@@ -12,8 +12,8 @@ def main(params):
     from fashiongen.data.sources import prepare
 
     require_trainable_raw(Path("data/raw"), params)  # under this stage's params, before anything is written
-    prepare(params.data, Path("data/raw"), Path("data/prepared"))
-    require_trainable_prepared(Path("data/prepared"), params)  # the images that decoded, before any training
+    # the images that decoded, checked before they replace data/prepared
+    prepare(params.data, Path("data/raw"), Path("data/prepared"), check=lambda staged: require_trainable_prepared(staged, params))
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ import os
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -298,7 +298,7 @@ class SplitResult:
 def prepare_folder(
     raw_dir: Path, out_dir: Path, folder: Path, image_size: int, channels: int,
     test_fraction: float, subset: int | None, workers: int | None, select=None,
-    background: Sequence[int] = DEFAULT_BACKGROUND,
+    background: Sequence[int] = DEFAULT_BACKGROUND, check: Callable[[Path], None] | None = None,
 ) -> dict:
     """Decode the manifest's images into ``out_dir`` (the same layout as Fashion-MNIST's); returns meta.
 
@@ -340,6 +340,8 @@ def prepare_folder(
             "files": files,
         }
         write_json(staging / "meta.json", meta)
+        if check is not None:
+            check(staging)  # refuses before the swap: the previous output stays
     log_account(files, skipped, out_dir)
     return meta
 

@@ -71,11 +71,12 @@ def _read_idx(path: Path) -> np.ndarray:
     return parse_idx(data, name=str(path))
 
 
-def prepare_fashion_mnist(raw_dir: Path, out_dir: Path, subset: int | None) -> dict:
+def prepare_fashion_mnist(raw_dir: Path, out_dir: Path, subset: int | None, check=None) -> dict:
     """Write the prepared arrays and ``meta.json``; returns the metadata.
 
     Everything is written to a staging folder that replaces ``out_dir`` only
-    once complete, so a failure leaves the previous prepared data intact.
+    once complete (and accepted by ``check(staging)``, when given), so a
+    failure leaves the previous prepared data intact.
     """
     num_classes = len(fashion_mnist.CLASS_NAMES)
     counts = {}
@@ -99,4 +100,6 @@ def prepare_fashion_mnist(raw_dir: Path, out_dir: Path, subset: int | None) -> d
             "subset": subset,
         }
         write_json(staging / "meta.json", meta)
+        if check is not None:
+            check(staging)  # refuses before the swap: the previous output stays
     return meta

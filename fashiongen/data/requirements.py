@@ -105,5 +105,5 @@ def require_trainable_prepared(prepared_dir: Path, params: Params) -> None:
     from fashiongen.data.prepared import load_prepared
 
     data = load_prepared(prepared_dir)
-    where = f"data.folder={params.data.folder}" if params.data.source == "folder" else str(prepared_dir)
+    where = f"data.folder={params.data.folder}" if params.data.source == "folder" else "the prepared data"
     require_trainable(where, data.split("train").labels, len(data.split("test")), data.classes, data.labelled, params)

@@ -32,8 +32,12 @@ def fetch_raw(cfg: DataConfig, raw_dir: Path, check: Callable | None = None) -> 
     fetch_fashion_mnist(raw_dir, cfg.local_dir, cfg.mirrors, cfg.download_timeout_s)
 
 
-def prepare(cfg: DataConfig, raw_dir: Path, out_dir: Path) -> dict:
-    """Decode ``raw_dir`` into ``out_dir``; returns the metadata written to ``meta.json``."""
+def prepare(cfg: DataConfig, raw_dir: Path, out_dir: Path, check: Callable[[Path], None] | None = None) -> dict:
+    """Decode ``raw_dir`` into ``out_dir``; returns the metadata written to ``meta.json``.
+
+    ``check(staging)`` may refuse the new prepared data (complete in the staging
+    folder) before it replaces ``out_dir``: a refusal leaves the previous output as it was.
+    """
     from fashiongen.data.prepare import balanced_first_n, prepare_fashion_mnist
 
     if cfg.source == "folder":
@@ -42,5 +46,6 @@ def prepare(cfg: DataConfig, raw_dir: Path, out_dir: Path) -> dict:
         return prepare_folder(
             raw_dir, out_dir, Path(cfg.folder), cfg.resolved_image_size(), cfg.resolved_channels(),
             cfg.test_fraction, cfg.subset, cfg.workers, select=balanced_first_n, background=cfg.alpha_background,
+            check=check,
         )
-    return prepare_fashion_mnist(raw_dir, out_dir, cfg.subset)
+    return prepare_fashion_mnist(raw_dir, out_dir, cfg.subset, check=check)
