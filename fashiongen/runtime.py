@@ -59,6 +59,8 @@ def keep_freed_memory() -> bool:
 # recounted on the main thread at most every RECOUNT_S while a progress bar advances (OpenMP's
 # thread count is per calling thread: a helper thread could not change it), so a process that
 # started alone gives cores up when a sibling starts, and takes them back when it ends.
+# The count changes the order of floating-point sums: bit-identical reruns need the same count
+# (a run alone, or FASHIONGEN_THREADS pinned).
 
 THREADS_ENV = "FASHIONGEN_THREADS"
 RUNTIME_DIR_ENV = "FASHIONGEN_RUNTIME_DIR"
