@@ -2,7 +2,9 @@
 
 Every stage validates the *whole* params.yaml before importing anything
 heavy, so a typo anywhere fails the first stage that runs, in about a second.
-A :class:`~fashiongen.errors.FashionGenError` ends the stage with its message
+Every stage process sizes its compute threads to its share of the machine's
+cores (:func:`fashiongen.runtime.share_cores`). A
+:class:`~fashiongen.errors.FashionGenError` ends the stage with its message
 alone (no traceback) and exit status 2.
 """
 
@@ -14,7 +16,7 @@ from typing import Callable
 
 from fashiongen.config import DEFAULT_PARAMS_PATH, Params, load_params
 from fashiongen.errors import FashionGenError
-from fashiongen.runtime import keep_freed_memory
+from fashiongen.runtime import keep_freed_memory, share_cores
 
 
 def configure_logging() -> None:
@@ -30,8 +32,9 @@ def run_stage(main: Callable[[Params], object], params_path=DEFAULT_PARAMS_PATH)
     configure_logging()
     keep_freed_memory()
     try:
-        params = load_params(params_path)
-        main(params)
+        with share_cores():  # before torch is imported: its thread pools start at this process's share
+            params = load_params(params_path)
+            main(params)
     except FashionGenError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None

@@ -289,3 +289,42 @@ def readme_block(heading: str) -> str:
     section = text[text.index(heading):]
     start = section.index("```bash\n") + len("```bash\n")
     return section[start:section.index("\n```", start)]
+
+def dvc(repo: Path, *args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """``dvc ARGS`` in ``repo`` with this interpreter's DVC."""
+    return run([sys.executable, "-m", "dvc", *args], repo, check=check, env=env)
+
+
+def run_queue(repo: Path, jobs: int, env: dict, timeout_s: int = 600) -> subprocess.CompletedProcess:
+    """``dvc queue start -j JOBS`` and wait until nothing is queued or running; fails on a failed experiment.
+
+    The queue's workers inherit stdout: it goes to /dev/null, or this call
+    would wait for the whole sweep. Returns the last ``dvc queue status``.
+    """
+    import time
+
+    subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", str(jobs)], cwd=repo, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=120)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = dvc(repo, "queue", "status", env=env)
+        if "Failed" in status.stdout:
+            raise AssertionError("an experiment failed:\n" + status.stdout)
+        if "Running" not in status.stdout and "Queued" not in status.stdout:
+            return status
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the queue did not finish in {timeout_s} s:\n{status.stdout}")
+        time.sleep(2)
+
+
+def experiments(shown: list) -> dict[str, dict]:
+    """``{name: data}`` of every experiment in ``dvc exp show --json`` output (data: params, metrics, deps, outs)."""
+    found = {}
+    for commit in shown:
+        for exp in commit.get("experiments") or []:
+            for rev in exp.get("revs", []):
+                data = rev.get("data", {})
+                name = exp.get("name") or data.get("name")
+                if name:
+                    found[name] = data
+    return found

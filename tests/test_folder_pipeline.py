@@ -1,16 +1,15 @@
-"""End to end on a folder of RGB photos at 64 px, and parallel sweeps through DVC's queue (issue 8)."""
+"""End to end on a folder of RGB photos at 64 px (issue 8); the parallel queued sweep is in test_team.py."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 from ruamel.yaml import YAML
 
-from fashiongen.profiles import apply_overrides, load_profile
+from fashiongen.profiles import apply_overrides
 from helpers import copy_pipeline, make_photo_folder, run
 
 pytestmark = pytest.mark.e2e
@@ -87,41 +86,3 @@ def test_a_changed_folder_reruns_preprocess_and_an_unchanged_one_does_not(folder
     assert "Running stage 'preprocess'" in changed.stdout
     manifest = json.loads((repo / "data/raw/manifest.json").read_text())
     assert any(f["path"] == "bags/bag_2_renamed.png" for f in manifest["files"])
-
-
-def test_two_queued_experiments_run_in_parallel_and_are_both_listed(tmp_path, venv_env):
-    repo = copy_pipeline(tmp_path / "sweep")
-    tiny = load_profile("tiny")
-    write_params(repo, {**tiny, "data.subset": 200, "evaluator.epochs": 1, "train.epochs": 1,
-                        "train.eval_every": 0, "evaluate.num_samples": 100, "evaluate.kid_subset_size": 50})
-    for name, lr in (("lr-low", "0.0001"), ("lr-high", "0.0004")):
-        dvc(repo, "exp", "run", "--queue", "-n", name, "-S", f"train.lr_g={lr}", env=venv_env)
-    # the queue's workers inherit stdout: no pipe, or this call would wait for the whole sweep
-    subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", "2"], cwd=repo, env=venv_env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=120)
-    wait = run([sys.executable, "-c", WAIT_FOR_QUEUE], repo, env=venv_env, check=False)
-    assert wait.returncode == 0, wait.stdout + wait.stderr
-    shown = json.loads(dvc(repo, "exp", "show", "--json", env=venv_env).stdout)
-    experiments = {}
-    for commit in shown:
-        for exp in commit.get("experiments") or []:
-            for rev in exp.get("revs", []):
-                data = rev.get("data", {})
-                experiments[exp.get("name") or data.get("name")] = data
-    assert {"lr-low", "lr-high"} <= set(experiments)
-    fids = [experiments[n]["metrics"]["results/evaluate/metrics.json"]["data"]["fid"] for n in ("lr-low", "lr-high")]
-    assert all(np.isfinite(fids)) and fids[0] != fids[1]
-
-
-# Poll `dvc queue status` until nothing is queued or running (at most 10 minutes); fail on a failed run.
-WAIT_FOR_QUEUE = """
-import subprocess, sys, time
-for _ in range(300):
-    out = subprocess.run([sys.executable, "-m", "dvc", "queue", "status"], capture_output=True, text=True).stdout
-    if "Failed" in out:
-        sys.exit("an experiment failed:\\n" + out)
-    if "Running" not in out and "Queued" not in out:
-        sys.exit(0)
-    time.sleep(2)
-sys.exit("the queue did not finish in 10 minutes:\\n" + out)
-"""
