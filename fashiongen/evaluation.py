@@ -93,8 +93,11 @@ def evaluate(cfg: EvaluateConfig, paths: EvaluatePaths, device_name: str = "auto
     evaluator = load_evaluator(paths.evaluator, device)
     generator = load_generator(paths.generator, device)
     conditions = test_conditions(generator.spec, data, paths.encodings)
+    from fashiongen.analysis.inspection import inspect_generator  # memorisation, per class, truncation, walks
+
     metrics, fakes = score_generator(
-        generator.module, generator.spec.z_dim, cfg, data, evaluator, device, conditions, space
+        generator.module, generator.spec.z_dim, cfg, data, evaluator, device, conditions, space,
+        inspect=lambda scored: inspect_generator(cfg, data, scored, paths.metrics.parent, device),
     )
     write_json(paths.metrics, metrics)
     save_grid(paths.samples, fakes[:GRID_SAMPLES])
@@ -118,7 +121,7 @@ def test_conditions(spec: GeneratorSpec, data: PreparedData, encodings_dir: Path
 
 def score_generator(
     module: torch.nn.Module, z_dim: int, cfg: EvaluateConfig, data: PreparedData, evaluator: LoadedEvaluator, device,
-    conditions: torch.Tensor | None = None, space: FeatureSpace | None = None,
+    conditions: torch.Tensor | None = None, space: FeatureSpace | None = None, inspect: Callable | None = None,
 ) -> tuple[dict, torch.Tensor]:
     """The metrics of ``cfg.num_samples`` samples of ``module`` and of the real-data floor; also the samples.
 
@@ -128,7 +131,10 @@ def score_generator(
     samples conditional on the test images they are compared with. ``space``
     (default: the evaluator's) is what FID, KID, IS and precision/recall are
     measured in; class consistency and diversity always use the evaluator,
-    the one ruler that knows the dataset's classes.
+    the one ruler that knows the dataset's classes. ``inspect`` (e.g.
+    :func:`fashiongen.analysis.inspection.inspect_generator`) gets what was
+    scored as a :class:`~fashiongen.analysis.inspection.Scored` and returns
+    more metrics.
     """
     test, train = data.split("test"), data.split("train")
     n = cfg.num_samples
@@ -172,6 +178,11 @@ def score_generator(
         class_logits = fake_logits if space.id == evaluator.id else features(fakes)[1]
         metrics["class_consistency"] = class_consistency(class_logits, labels[test_index])
         metrics["diversity"] = diversity(module, z_dim, conditions, labels, cfg, test, features, device)
+    if inspect is not None:
+        from fashiongen.analysis.inspection import Scored
+
+        metrics.update(inspect(Scored(module, z_dim, fakes, cond, test_index, (test_feats, test_logits),
+                                      (fake_feats, fake_logits), space.extract, features, space.id == evaluator.id, metrics)))
     return metrics, fakes
 
 

@@ -34,8 +34,15 @@ class ConditionalGenerator(nn.Module):
         self.embedding = nn.Embedding(num_classes, cond_dim) if condition == "label" else None
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        code = self.embedding(cond) if self.embedding is not None else cond.to(z.dtype)
-        return self.base(torch.cat([z, code], dim=1))
+        return self.from_code(z, self.code(cond).to(z.dtype))
+
+    def code(self, cond: torch.Tensor) -> torch.Tensor:
+        """What is concatenated to the noise for ``cond``: the class embedding (B × cond_dim) or the encoding itself."""
+        return self.embedding(cond) if self.embedding is not None else cond.float()
+
+    def from_code(self, z: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        """Images for noise ``z`` (B × z_dim) and condition codes (B × width): interpolated codes included."""
+        return self.base(torch.cat([z, code.to(z.dtype)], dim=1))
 
 
 class ProjectionDiscriminator(nn.Module):
