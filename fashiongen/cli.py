@@ -43,7 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="variations of this photo, any size/format (model.condition: encoding)")
     generate.add_argument("--encoder", type=Path, default=Path("models/encoder.pt"),
                           help="the encoder of the generator's experiment (with --like)")
+    generate.add_argument("--truncation", type=_psi, default=1.0, metavar="PSI",
+                          help="truncated-normal noise keeping this share of its mass, in (0, 1]: lower = less "
+                          "variety, more typical images (default 1: none)")
     generate.set_defaults(run=_run_generate)
+    _add_inspect_commands(commands)
 
     compare = commands.add_parser(
         "compare",
@@ -80,6 +84,71 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_inspect_commands(commands) -> None:
+    """`interpolate` and `export` (issue 18)."""
+    walk = commands.add_parser(
+        "interpolate",
+        help="a walk between two samples, as a strip or a GIF",
+        description="Spherical interpolation between two noise vectors (seed's first two); at fixed noise, "
+        "between two classes (--label A --to B, label models) or two photos (--like a.jpg --to b.jpg, encoding models).",
+    )
+    walk.add_argument("--checkpoint", type=Path, default=Path("models/generator.pt"))
+    walk.add_argument("--n-steps", type=_positive_int, default=8, help="images in the walk, ends included (default 8)")
+    walk.add_argument("--out", type=Path, required=True, help="walk.png (one strip) | walk.gif (animation)")
+    walk.add_argument("--seed", type=int, default=0, help="noise seed")
+    walk.add_argument("--label", help="class to start from (label models)")
+    walk.add_argument("--like", type=Path, metavar="IMAGE", help="photo to start from (encoding models)")
+    walk.add_argument("--to", metavar="CLASS|IMAGE", help="class or photo to walk to, at fixed noise")
+    walk.add_argument("--encoder", type=Path, default=Path("models/encoder.pt"), help="the experiment's encoder (--like)")
+    walk.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    walk.set_defaults(run=_run_interpolate)
+
+    export = commands.add_parser(
+        "export",
+        help="write the generator as ONNX or TorchScript (+ a JSON of its inputs)",
+        description="Export the generator with a dynamic batch size (inputs z and, for conditional models, cond; "
+        "output images in [-1, 1]) and PATH.json describing them.",
+    )
+    export.add_argument("--checkpoint", type=Path, default=Path("models/generator.pt"))
+    export.add_argument("--format", choices=("onnx", "torchscript"), required=True)
+    export.add_argument("--out", type=Path, required=True, help="e.g. generator.onnx or generator.pt")
+    export.set_defaults(run=_run_export)
+
+
+def _psi(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1] (1 = no truncation), got {value}")
+    return value
+
+
+def _run_interpolate(args: argparse.Namespace) -> None:
+    suffix = args.out.suffix.lower()
+    if suffix not in GRID_SUFFIXES | {".gif"}:
+        raise FashionGenError(f"--out {args.out}: unknown extension {suffix!r}; use .gif or one of {', '.join(sorted(GRID_SUFFIXES))}.")
+    from fashiongen.analysis.interpolation import save_gif, walk
+    from fashiongen.device import resolve_device
+    from fashiongen.gan.artifact import load_generator
+    from fashiongen.images import save_grid
+
+    device = resolve_device(args.device)
+    frames = walk(load_generator(args.checkpoint, device), args.n_steps, args.seed, args.label, args.like, args.to,
+                  args.encoder, device)
+    save_gif(args.out, frames) if suffix == ".gif" else save_grid(args.out, frames, nrow=len(frames))
+    print(f"wrote a {len(frames)}-step walk to {args.out}")
+
+
+def _run_export(args: argparse.Namespace) -> None:
+    from fashiongen.export import export_generator
+    from fashiongen.gan.artifact import load_generator
+
+    model, description = export_generator(load_generator(args.checkpoint), args.format, args.out)
+    print(f"wrote {model} and {description}")
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -97,14 +166,17 @@ def _run_generate(args: argparse.Namespace) -> None:
     from fashiongen.atomic import save_npz
     from fashiongen.device import resolve_device
     from fashiongen.gan.artifact import load_generator
-    from fashiongen.gan.sampling import sample_uint8
     from fashiongen.generation import generation_conditions
     from fashiongen.images import save_grid
 
     device = resolve_device(args.device)
     loaded = load_generator(args.checkpoint, device)
     cond = generation_conditions(loaded, args.n, args.label, args.like, args.encoder, device)
-    images = sample_uint8(loaded.module, args.n, loaded.spec.z_dim, args.seed, device=device, cond=cond)
+    from fashiongen.analysis.truncation import truncated_noise
+    from fashiongen.gan.sampling import generate_uint8
+
+    z = truncated_noise(args.n, loaded.spec.z_dim, args.seed, args.truncation)
+    images = generate_uint8(loaded.module, z, 1000, device, cond)
     if suffix in RAW_SUFFIXES:
         save_npz(args.out, images=images.numpy())
     else:

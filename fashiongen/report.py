@@ -32,6 +32,10 @@ METRIC_FLOORS = (  # (metric, its real-data floor, which way is better)
     ("recall", "recall_floor", "higher"),
     ("class_consistency", None, "higher"),
     ("diversity", None, "higher"),
+    ("copy_rate", "copy_rate_reference", "lower"),
+    ("mifid", None, "lower"),
+    ("class_share_distance", None, "lower"),
+    ("intra_fid_mean", None, "lower"),
 )
 CURVES = (("Losses", ("d_loss", "g_loss")), ("D(x) and D(G(z))", ("d_real", "d_fake")), ("FID during training", ("fid",)))
 PROGRESS_POINTS = (("start", 0.0), ("quarter", 0.25), ("half", 0.5), ("three quarters", 0.75), ("end", 1.0))
@@ -47,6 +51,7 @@ class Run:
     curves: dict[str, Any]  # metric name -> pandas DataFrame (step, value)
     grids: list[tuple[str, int, bytes]] = field(default_factory=list)  # (label, epoch, png)
     final_grid: bytes | None = None
+    inspection: Any = None  # fashiongen.analysis.report_view.Inspection
 
 
 def load_run(repo: Path, exp: str | None) -> Run:
@@ -90,6 +95,9 @@ def load_run(repo: Path, exp: str | None) -> Run:
         curves=curves,
         final_grid=read("results/evaluate/samples.png"),
     )
+    from fashiongen.analysis.report_view import load_inspection
+
+    run.inspection = load_inspection(read)
     epochs = sorted(int(Path(p).stem.split("_")[1]) for p in (fs.ls(SAMPLES_DIR, detail=False) if fs.exists(SAMPLES_DIR) else []))
     for label, epoch in progress_epochs(epochs):
         run.grids.append((label, epoch, read(f"{SAMPLES_DIR}/epoch_{epoch:04d}.png")))
@@ -158,6 +166,10 @@ def render(runs: list[Run]) -> str:
         parts.append("</div>")
         if run.final_grid is not None:
             parts += ["<h3>Samples scored by the evaluate stage</h3>", _img(run.final_grid, "evaluated samples")]
+        if run.inspection is not None:
+            from fashiongen.analysis.report_view import render_inspection
+
+            parts += render_inspection(run.inspection, run.metrics, _img)
         parts += ["<details><summary>Params</summary>", _params_table(run.params), "</details>"]
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -89,3 +89,39 @@ def save_gif(path: Path | str, frames: torch.Tensor, frame_ms: int = 150) -> Non
     images = [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in arrays]
     with atomic_write(path) as handle:
         images[0].save(handle, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
+
+
+def walk(
+    loaded, steps: int, seed: int, label: str | None = None, like: Path | None = None, to: str | None = None,
+    encoder_path: Path = Path("models/encoder.pt"), device="cpu",
+) -> torch.Tensor:
+    """``fashiongen interpolate``: the images (uint8, steps × C × H × W) of one walk.
+
+    Without ``to``: a noise walk (seed's rows 0 → 1) at the condition of
+    ``label``/``like`` (if the generator takes one). With ``to`` (a class for
+    label models, an image path for encoding models): at fixed noise, from the
+    condition of ``label``/``like`` to that of ``to``. Raises
+    :class:`~fashiongen.errors.ConfigError` when the arguments do not fit the
+    generator's condition.
+    """
+    from fashiongen.errors import ConfigError
+    from fashiongen.generation import generation_conditions
+
+    if steps < 2:
+        raise ConfigError(f"--n-steps {steps}: a walk needs at least 2 steps (its two ends).")
+    condition = loaded.spec.condition
+    if to is not None and (condition == "none" or (label is None and like is None)):
+        raise ConfigError(
+            "--to needs a conditional generator and a start: --label A --to B (model.condition: label) "
+            f"or --like a.jpg --to b.jpg (model.condition: encoding); this generator has {condition!r}."
+        )
+    start = end = None
+    cond = generation_conditions(loaded, 1, label, like, encoder_path, device)
+    if cond is not None:
+        with torch.no_grad():
+            start = loaded.module.code(cond.to(device)).cpu()
+            if to is not None:
+                to_label, to_like = (to, None) if condition == "label" else (None, Path(to))
+                end = loaded.module.code(generation_conditions(loaded, 1, to_label, to_like, encoder_path, device).to(device)).cpu()
+    z, codes = walk_inputs(loaded.spec.z_dim, steps, seed, start, end)
+    return render_walk(loaded.module, z, codes, device)

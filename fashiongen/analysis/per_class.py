@@ -50,7 +50,7 @@ def per_class_table(
     classes: list[str], sample_predicted: np.ndarray, real_predicted: np.ndarray, real_labels: np.ndarray,
     underproduced_ratio: float, intra_fid: list[float] | None = None,
 ) -> pd.DataFrame:
-    """One row per class: shares (0-1), sample ÷ real ratio, under-produced flag, and the intra-class FID if given."""
+    """One row per class: shares (0-1), sample ÷ real ratio, under-produced flag, intra-class FID (NaN if not given)."""
     k = len(classes)
     table = pd.DataFrame({
         "class": classes,
@@ -61,8 +61,7 @@ def per_class_table(
     with np.errstate(divide="ignore", invalid="ignore"):
         table["ratio"] = table["sample_share"] / table["real_predicted_share"]
     table["underproduced"] = table["ratio"] < underproduced_ratio
-    if intra_fid is not None:
-        table["fid"] = intra_fid
+    table["fid"] = intra_fid if intra_fid is not None else math.nan  # empty for unconditional models
     return table
 
 
@@ -73,6 +72,6 @@ def per_class_metrics(table: pd.DataFrame) -> dict[str, float | int | list[str]]
         "underproduced_classes": int(table["underproduced"].sum()),
         "underproduced": [str(name) for name in table.loc[table["underproduced"], "class"]],
     }
-    if "fid" in table and table["fid"].notna().any():
+    if table["fid"].notna().any():
         metrics["intra_fid_mean"] = float(table["fid"].mean(skipna=True))
     return metrics
