@@ -180,3 +180,19 @@ def make_photo_folder(root: Path, per_class: int = 20, seed: int = 0) -> Path:
     (root / ".hidden").mkdir()
     Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(root / ".hidden" / "x.png")
     return root
+
+
+def make_generator(path: Path, condition: str = "none", z_dim: int = 16, cond_dim: int = 6, seed: int = 0):
+    """A small untrained DCGAN generator file (28 px grey, width 8) for ``condition``; returns its spec."""
+    import torch
+
+    from fashiongen.gan.artifact import GeneratorSpec, build_generator, save_generator
+
+    spec = GeneratorSpec(
+        z_dim=z_dim, width=8, channels=1, image_size=28, condition=condition,
+        num_classes=10 if condition != "none" else 0, cond_dim=cond_dim if condition != "none" else 0,
+        encoder="encoder-test" if condition == "encoding" else None,
+    )
+    torch.manual_seed(seed)
+    save_generator(path, build_generator(spec), spec, [f"class {i}" for i in range(10)], {})
+    return spec
