@@ -126,7 +126,8 @@ def render_in_chromium(page_path: Path, screenshot: Path) -> dict:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.goto(page_path.resolve().as_uri(), wait_until="load")
             images = page.evaluate(
-                "Array.from(document.images).map(i => ({complete: i.complete, width: i.naturalWidth, src: i.src.slice(0, 22)}))"
+                "Array.from(document.images).map(i => ({complete: i.complete, width: i.naturalWidth, alt: i.alt, "
+                "src: i.src.slice(0, 22)}))"
             )
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
