@@ -37,12 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", type=Path, required=True, help="grid.png | samples.npz")
     generate.add_argument("--seed", type=int, default=0, help="noise seed: same seed, same images")
     generate.add_argument("--nrow", type=_positive_int, default=None, help="images per grid row")
-    generate.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    generate.add_argument("--label", help="class index or name, e.g. 7 or sneaker (model.condition: label)")
-    generate.add_argument("--like", type=Path, metavar="IMAGE",
-                          help="variations of this photo, any size/format (model.condition: encoding)")
-    generate.add_argument("--encoder", type=Path, default=Path("models/encoder.pt"),
-                          help="the encoder of the generator's experiment (with --like)")
+    _add_condition_args(generate, "class index or name, e.g. 7 or sneaker (model.condition: label)",
+                        "variations of this photo, any size/format (model.condition: encoding)")
     generate.add_argument("--truncation", type=_psi, default=1.0, metavar="PSI",
                           help="truncated-normal noise keeping this share of its mass, in (0, 1]: lower = less "
                           "variety, more typical images (default 1: none)")
@@ -96,11 +92,8 @@ def _add_inspect_commands(commands) -> None:
     walk.add_argument("--n-steps", type=_positive_int, default=8, help="images in the walk, ends included (default 8)")
     walk.add_argument("--out", type=Path, required=True, help="walk.png (one strip) | walk.gif (animation)")
     walk.add_argument("--seed", type=int, default=0, help="noise seed")
-    walk.add_argument("--label", help="class to start from (label models)")
-    walk.add_argument("--like", type=Path, metavar="IMAGE", help="photo to start from (encoding models)")
+    _add_condition_args(walk, "class to start from (label models)", "photo to start from (encoding models)")
     walk.add_argument("--to", metavar="CLASS|IMAGE", help="class or photo to walk to, at fixed noise")
-    walk.add_argument("--encoder", type=Path, default=Path("models/encoder.pt"), help="the experiment's encoder (--like)")
-    walk.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     walk.set_defaults(run=_run_interpolate)
 
     export = commands.add_parser(
@@ -113,6 +106,15 @@ def _add_inspect_commands(commands) -> None:
     export.add_argument("--format", choices=("onnx", "torchscript"), required=True)
     export.add_argument("--out", type=Path, required=True, help="e.g. generator.onnx or generator.pt")
     export.set_defaults(run=_run_export)
+
+
+def _add_condition_args(parser: argparse.ArgumentParser, label_help: str, like_help: str) -> None:
+    """--device, --label, --like and --encoder: the device and the condition a generator is given."""
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--label", help=label_help)
+    parser.add_argument("--like", type=Path, metavar="IMAGE", help=like_help)
+    parser.add_argument("--encoder", type=Path, default=Path("models/encoder.pt"),
+                        help="the encoder of the generator's experiment (with --like)")
 
 
 def _psi(text: str) -> float:

@@ -146,7 +146,8 @@ def score_generator(
     rng = np.random.default_rng(cfg.seed)
     test_index = pick(len(test), n, rng)
     real_test = test.images[test_index]
-    real_train = train.images[pick(len(train), n, rng)]
+    train_index = pick(len(train), n, rng)
+    real_train = train.images[train_index]
     cond = conditions[test_index] if conditions is not None else None
     fakes = sample_uint8(module, n, z_dim, cfg.seed, cfg.batch_size, device, cond)
 
@@ -182,7 +183,8 @@ def score_generator(
         from fashiongen.analysis.inspection import Scored
 
         metrics.update(inspect(Scored(module, z_dim, fakes, cond, test_index, (test_feats, test_logits),
-                                      (fake_feats, fake_logits), space.extract, features, space.id == evaluator.id, metrics)))
+                                      (fake_feats, fake_logits), (train_index, train_feats), space.extract, features,
+                                      space.id == evaluator.id, metrics)))
     return metrics, fakes
 
 

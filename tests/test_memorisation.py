@@ -103,3 +103,20 @@ def test_mifid_equals_torchmetrics(memorised):
     metric.update(fake, real=False)
     assert mifid(train, fake) == pytest.approx(float(metric.compute()), rel=1e-4)
     assert (memorisation_distance(train, fake) < 0.1) == memorised
+
+
+def test_training_features_reuse_the_floors_and_extract_the_rest_in_place():
+    from fashiongen.analysis.inspection import Scored, training_features
+
+    images = np.random.default_rng(0).integers(0, 255, (50, 1, 2, 2), dtype=np.uint8)
+
+    def extract(batch):
+        batch = np.asarray(batch)
+        return torch.from_numpy(batch.reshape(len(batch), -1).astype(np.float32)), None
+
+    known = np.array([3, 7, 8, 20])
+    calls = []
+    scored = Scored(None, 4, None, None, None, None, None, (known, extract(images[known])[0]), None,
+                    lambda batch: calls.append(len(batch)) or extract(batch), True, {})
+    torch.testing.assert_close(training_features(scored, images), extract(images)[0])
+    assert calls == [46]  # only the images the floor did not measure

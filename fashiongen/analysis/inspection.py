@@ -66,6 +66,7 @@ class Scored:
     test_index: np.ndarray  # which test images were scored
     test: tuple[torch.Tensor, torch.Tensor]  # their (features, logits) in the scoring space
     fake: tuple[torch.Tensor, torch.Tensor]  # the samples' (features, logits) in the scoring space
+    train: tuple[np.ndarray, torch.Tensor]  # the floor's training images: (index, features in the scoring space)
     space: Extract  # the scoring space's extractor (FID, precision/recall)
     evaluator: Extract  # the evaluator's extractor (nearest neighbours, classes)
     in_evaluator_space: bool  # whether the scoring space is the evaluator's (features can be shared)
@@ -80,7 +81,7 @@ def inspect_generator(cfg: EvaluateConfig, data: PreparedData, scored: Scored, o
     else:
         test_feats, test_logits = scored.evaluator(test.images[scored.test_index])
         fake_feats, fake_logits = scored.evaluator(scored.fakes)
-    train_feats, _ = scored.evaluator(train.images)
+    train_feats = training_features(scored, train.images)
 
     found = memorisation(fake_feats, test_feats, train_feats, cfg.copy_percentile, NEIGHBOURS)
     save_grid(out_dir / OUTPUTS["neighbours"], neighbour_rows(scored.fakes, train.images, found, NEIGHBOUR_ROWS),
@@ -104,6 +105,19 @@ def inspect_generator(cfg: EvaluateConfig, data: PreparedData, scored: Scored, o
     log.info("copy rate %.4f (reference %.4f), MiFID %.3f, under-produced: %s", metrics["copy_rate"],
              metrics["copy_rate_reference"], metrics["mifid"], ", ".join(metrics["underproduced"]) or "none")
     return metrics
+
+
+def training_features(scored: Scored, images: np.ndarray) -> torch.Tensor:
+    """The evaluator's features of every training image (N_train × D), reusing those the floor already measured."""
+    known_index, known = scored.train
+    if not scored.in_evaluator_space:
+        return scored.evaluator(images)[0]
+    rest = np.setdiff1d(np.arange(len(images)), known_index)
+    features = torch.empty(len(images), known.shape[1], dtype=known.dtype)
+    features[torch.from_numpy(known_index)] = known
+    if len(rest):
+        features[torch.from_numpy(rest)] = scored.evaluator(images[rest])[0]
+    return features
 
 
 def truncation_sweep(cfg: EvaluateConfig, scored: Scored, device):
