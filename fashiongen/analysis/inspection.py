@@ -36,7 +36,7 @@ from fashiongen.config import EvaluateConfig
 from fashiongen.data.prepared import PreparedData
 from fashiongen.gan.sampling import generate_uint8
 from fashiongen.images import save_grid
-from fashiongen.metrics.scores import frechet_distance, precision_recall
+from fashiongen.metrics.scores import frechet_distance, knn_radii, precision_recall
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def truncation_sweep(cfg: EvaluateConfig, scored: Scored, device):
     """
     import pandas as pd
 
-    rows = []
+    rows, real_radii = [], None
     for psi in sorted(cfg.truncation, reverse=True):
         if psi == 1.0:
             fid, precision, recall = (scored.metrics[key] for key in ("fid", "precision", "recall"))
@@ -136,7 +136,8 @@ def truncation_sweep(cfg: EvaluateConfig, scored: Scored, device):
             z = truncated_noise(len(scored.fakes), scored.z_dim, cfg.seed, psi)
             feats, _ = scored.space(generate_uint8(scored.module, z, cfg.batch_size, device, scored.cond))
             fid = frechet_distance(scored.test[0], feats)
-            precision, recall = precision_recall(scored.test[0], feats, cfg.pr_neighbours)
+            real_radii = knn_radii(scored.test[0], cfg.pr_neighbours) if real_radii is None else real_radii
+            precision, recall = precision_recall(scored.test[0], feats, cfg.pr_neighbours, real_radii)
         rows.append({"psi": psi, "fid": fid, "precision": precision, "recall": recall})
     return pd.DataFrame(rows, columns=["psi", "fid", "precision", "recall"])
 
