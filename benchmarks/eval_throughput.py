@@ -89,6 +89,7 @@ def main() -> None:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     from fashiongen.data.prepared import load_prepared
+    from fashiongen.evaluation import test_conditions
     from fashiongen.gan.artifact import load_generator
     from fashiongen.gan.sampling import sample_uint8
     from fashiongen.metrics.features import extract, load_evaluator
@@ -99,10 +100,13 @@ def main() -> None:
             raise SystemExit(f"{needed} is missing: run `dvc repro train` first.")
     generator = load_generator(REPO_ROOT / "models" / "generator.pt", device)
     evaluator = load_evaluator(REPO_ROOT / "models" / "evaluator.pt", device)
-    real = load_prepared(REPO_ROOT / "data" / "prepared").split("test", mmap=False).images[: args.n]
+    data = load_prepared(REPO_ROOT / "data" / "prepared")
+    real = data.split("test", mmap=False).images[: args.n]
 
     n = len(real)
-    sample_s, fakes = timed(lambda: sample_uint8(generator.module, n, generator.spec.z_dim, 0, args.batch_size, device), device, args.repeats)
+    cond = test_conditions(generator.spec, data, REPO_ROOT / "data" / "encodings")[:n]
+    sample_s, fakes = timed(lambda: sample_uint8(generator.module, n, generator.spec.z_dim, 0, args.batch_size, device,
+                                                 cond=cond), device, args.repeats)
     extract_s, (real_feats, real_logits) = timed(lambda: extract(evaluator.model, real, args.batch_size, device), device, args.repeats)
     fake_feats, fake_logits = extract(evaluator.model, fakes, args.batch_size, device)
     frechet_distance(real_feats, fake_feats)  # warm-up: the first call imports torchmetrics

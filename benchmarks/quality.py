@@ -76,16 +76,32 @@ def textbook_worker(out: Path, seconds: float) -> None:
                 "seconds": time.perf_counter() - start, "full_epochs": epochs}, out)
 
 
-def score(module: torch.nn.Module, z_dim: int) -> dict:
+class Unconditional(torch.nn.Module):
+    """A plain ``G(z)`` called as FashionGen calls every generator, ``G(z, c)`` (``c`` empty)."""
+
+    def __init__(self, generator: torch.nn.Module):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.generator(z)
+
+
+def score(module: torch.nn.Module, z_dim: int, spec=None) -> dict:
+    """The pipeline's metrics of ``module``: a FashionGen generator of ``spec``, or (``spec`` None) a plain ``G(z)``."""
     from fashiongen.config import load_params
     from fashiongen.data.prepared import load_prepared
-    from fashiongen.evaluation import score_generator
+    from fashiongen.evaluation import score_generator, test_conditions
     from fashiongen.metrics.features import load_evaluator
 
     params = load_params(REPO_ROOT / "params.yaml")
     data = load_prepared(REPO_ROOT / "data" / "prepared")
     evaluator = load_evaluator(REPO_ROOT / "models" / "evaluator.pt")
-    metrics, _ = score_generator(module, z_dim, params.evaluate, data, evaluator, "cpu")
+    if spec is None:
+        module, conditions = Unconditional(module), torch.empty(len(data.split("test")), 0)
+    else:
+        conditions = test_conditions(spec, data, REPO_ROOT / "data" / "encodings")
+    metrics, _ = score_generator(module, z_dim, params.evaluate, data, evaluator, "cpu", conditions)
     return metrics
 
 
@@ -105,13 +121,13 @@ def main() -> None:
     if args.seconds is None:
         seconds, generator_path = run_fashiongen(scratch)
         ours = load_generator(generator_path)
-        result["fashiongen"] = {"train_wall_s": seconds, "params": ours.params, **score(ours.module, ours.spec.z_dim)}
+        result["fashiongen"] = {"train_wall_s": seconds, "params": ours.params, **score(ours.module, ours.spec.z_dim, ours.spec)}
     else:
         seconds = args.seconds
         if args.ours:
             ours = load_generator(args.ours)
             result["fashiongen"] = {"train_wall_s": seconds, "generator": str(args.ours), "params": ours.params,
-                                    **score(ours.module, ours.spec.z_dim)}
+                                    **score(ours.module, ours.spec.z_dim, ours.spec)}
     textbook_out = scratch / "textbook.pt"
     subprocess.run([sys.executable, __file__, "--textbook-worker", str(textbook_out), "--seconds", str(seconds)],
                    cwd=REPO_ROOT / "benchmarks", check=True)

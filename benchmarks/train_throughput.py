@@ -60,6 +60,7 @@ def fashiongen_loop(args, device, compile: bool, cpu_bf16: bool = False):
     """FashionGen's step over its in-memory dataset, built exactly as the train stage builds it."""
     from fashiongen.config import parse_params
     from fashiongen.data.prepared import load_prepared
+    from fashiongen.gan.conditions import condition_kind, load_conditions
     from fashiongen.gan.training import batches, build_trainer
 
     params = parse_params(
@@ -72,7 +73,8 @@ def fashiongen_loop(args, device, compile: bool, cpu_bf16: bool = False):
     data = load_prepared(REPO_ROOT / "data" / "prepared")
     images = torch.from_numpy(data.split("train", mmap=False).images).to(device)
     _, trainer = build_trainer(params, data.channels, data.image_size, device)
-    stream = _forever(lambda: batches(images, args.batch_size, trainer.rng))
+    conditions = load_conditions(condition_kind("none"), data.split("train").labels, data.num_classes, Path(), device)
+    stream = _forever(lambda: batches(images, args.batch_size, trainer.rng, conditions))
     return lambda: trainer.step(*next(stream))
 
 

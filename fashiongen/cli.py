@@ -15,6 +15,7 @@ from fashiongen.errors import FashionGenError
 
 GRID_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 RAW_SUFFIXES = {".npz"}
+SEED_MAX = 2**64 - 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--checkpoint", type=Path, default=Path("models/generator.pt"))
     generate.add_argument("--n", type=_positive_int, default=64, help="number of images (default 64)")
     generate.add_argument("--out", type=Path, required=True, help="grid.png | samples.npz")
-    generate.add_argument("--seed", type=int, default=0, help="noise seed: same seed, same images")
+    generate.add_argument("--seed", type=_seed, default=0,
+                          help="noise seed, 0 to 2**64-1: image i depends on the seed and i only, whatever --n")
     generate.add_argument("--nrow", type=_positive_int, default=None, help="images per grid row")
     _add_condition_args(generate, "class index or name, e.g. 7 or sneaker (model.condition: label)",
                         "variations of this photo, any size/format (model.condition: encoding)")
@@ -77,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     profile.add_argument("name", help="profile name, e.g. tiny")
     profile.set_defaults(run=_run_profile)
+    _add_check_folder(commands)
     return parser
 
 
@@ -91,7 +94,7 @@ def _add_inspect_commands(commands) -> None:
     walk.add_argument("--checkpoint", type=Path, default=Path("models/generator.pt"))
     walk.add_argument("--n-steps", type=_positive_int, default=8, help="images in the walk, ends included (default 8)")
     walk.add_argument("--out", type=Path, required=True, help="walk.png (one strip) | walk.gif (animation)")
-    walk.add_argument("--seed", type=int, default=0, help="noise seed")
+    walk.add_argument("--seed", type=_seed, default=0, help="noise seed, 0 to 2**64-1")
     _add_condition_args(walk, "class to start from (label models)", "photo to start from (encoding models)")
     walk.add_argument("--to", metavar="CLASS|IMAGE", help="class or photo to walk to, at fixed noise")
     walk.set_defaults(run=_run_interpolate)
@@ -131,6 +134,7 @@ def _run_interpolate(args: argparse.Namespace) -> None:
     suffix = args.out.suffix.lower()
     if suffix not in GRID_SUFFIXES | {".gif"}:
         raise FashionGenError(f"--out {args.out}: unknown extension {suffix!r}; use .gif or one of {', '.join(sorted(GRID_SUFFIXES))}.")
+    _check_writable(args.out)
     from fashiongen.analysis.interpolation import save_gif, walk
     from fashiongen.device import resolve_device
     from fashiongen.gan.artifact import load_generator
@@ -144,6 +148,7 @@ def _run_interpolate(args: argparse.Namespace) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> None:
+    _check_writable(args.out)
     from fashiongen.export import export_generator
     from fashiongen.gan.artifact import load_generator
 
@@ -151,10 +156,25 @@ def _run_export(args: argparse.Namespace) -> None:
     print(f"wrote {model} and {description}")
 
 
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # also for more digits than Python converts (sys.get_int_max_str_digits)
+        shown = text if len(text) <= 40 else f"{text[:37]}..."
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {shown!r}") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    value = _integer(text)
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 2**64-1 = {SEED_MAX}, got {value}")
     return value
 
 
@@ -168,15 +188,19 @@ def _run_generate(args: argparse.Namespace) -> None:
     from fashiongen.atomic import save_npz
     from fashiongen.device import resolve_device
     from fashiongen.gan.artifact import load_generator
-    from fashiongen.generation import generation_conditions
-    from fashiongen.images import save_grid
-
-    device = resolve_device(args.device)
-    loaded = load_generator(args.checkpoint, device)
-    cond = generation_conditions(loaded, args.n, args.label, args.like, args.encoder, device)
     from fashiongen.analysis.truncation import truncated_noise
     from fashiongen.gan.sampling import generate_uint8
+    from fashiongen.generation import check_memory, generate_memory_bytes, generation_conditions
+    from fashiongen.images import check_grid_size, save_grid
 
+    _check_writable(args.out)
+    device = resolve_device(args.device)
+    loaded = load_generator(args.checkpoint, device)
+    spec = loaded.spec
+    grid = None if suffix in RAW_SUFFIXES else check_grid_size(args.out, args.n, spec.image_size, spec.image_size, args.nrow)
+    check_memory(generate_memory_bytes(args.n, spec.z_dim, spec.channels, spec.image_size, grid),
+                 f"--n {args.n} images to {args.out}", "draw fewer images (--n)")
+    cond = generation_conditions(loaded, args.n, args.label, args.like, args.encoder, device)
     z = truncated_noise(args.n, loaded.spec.z_dim, args.seed, args.truncation)
     images = generate_uint8(loaded.module, z, 1000, device, cond)
     if suffix in RAW_SUFFIXES:
@@ -186,18 +210,35 @@ def _run_generate(args: argparse.Namespace) -> None:
     print(f"wrote {args.n} images to {args.out}")
 
 
-def _run_compare(args: argparse.Namespace) -> int:
-    from fashiongen.compare import compare, load_metrics, load_tolerances, to_markdown
+def _check_writable(out: Path) -> None:
+    """Refuse, before any work, an --out that cannot be written (a folder, under a file, a read-only folder)."""
+    import os
 
-    comparison = compare(load_metrics(args.baseline), load_metrics(args.current), load_tolerances(args.tolerances))
+    if out.is_dir():
+        raise FashionGenError(f"--out {out} is a folder; give a file name such as {out / 'grid.png'}.")
+    parent = next((p for p in (out.parent, *out.parent.parents) if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise FashionGenError(f"--out {out}: {parent} is a file, not a folder.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise FashionGenError(f"--out {out}: the folder {parent} is not writable.")
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from fashiongen.compare import compare_files, to_markdown
+
+    comparison = compare_files(args.baseline, args.current, args.tolerances)
     print(to_markdown(comparison, args.allow_ruler_change))
     return 0 if comparison.passed(args.allow_ruler_change) else 1
 
 
 def _run_report(args: argparse.Namespace) -> None:
-    from fashiongen.report import write_report
+    from fashiongen.report import how_to_get, write_report
 
-    print(f"wrote {write_report(args.repo, args.exp, args.out)}")
+    runs = write_report(args.repo, args.exp, args.out)
+    print(f"wrote {args.out}")
+    for run in runs:
+        if run.missing:
+            print(f"note: {how_to_get(run)}", file=sys.stderr)
 
 
 def _run_profile(args: argparse.Namespace) -> None:
@@ -208,11 +249,55 @@ def _run_profile(args: argparse.Namespace) -> None:
     print(shlex.join(set_args(load_profile(args.name))))
 
 
+def _print_paths_as_given() -> None:
+    """Print a path the way it came: bytes that are not UTF-8 (surrogate escapes in argv) go out as the same bytes."""
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")
+
+
+# --- check-folder: what the pipeline would make of a photo folder (fashiongen/data/folder_check.py) ---
+
+
+def _add_check_folder(commands) -> None:
+    check = commands.add_parser(
+        "check-folder",
+        help="report what download/preprocess would make of a photo folder; writes nothing",
+        description="Scan and decode a photo folder as the download and preprocess stages would, writing nothing. "
+        "Prints per class the image count, size range and modes, every file that would be skipped or ignored "
+        "with the reason, and warnings. Exits 0 if the folder would train, 2 otherwise.",
+    )
+    check.add_argument("folder", type=Path, metavar="PATH")
+    check.add_argument("--params", type=Path, default=None,
+                       help="params whose data.*, model.condition and evaluate.num_samples apply "
+                       "(default: ./params.yaml when there is one, else the defaults)")
+    check.set_defaults(run=_run_check_folder)
+
+
+def _run_check_folder(args: argparse.Namespace) -> int:
+    from fashiongen.config import DEFAULT_PARAMS_PATH, Params, load_params
+    from fashiongen.data.folder_check import check_folder, print_report
+    from fashiongen.errors import ConfigError
+
+    if args.params is not None and not args.params.is_file():
+        raise ConfigError(f"--params {args.params} is not a file; give the path of a params.yaml.")
+    path = args.params or DEFAULT_PARAMS_PATH
+    params = load_params(path) if path.is_file() else Params()
+    report = check_folder(args.folder, params)
+    print_report(args.folder, report)
+    return 0 if report.would_train else 2
+
+
 def main(argv: list[str] | None = None) -> int:
+    _print_paths_as_given()
     args = build_parser().parse_args(argv)
     try:
         status = args.run(args)
     except FashionGenError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # the system refused a path the user gave (name too long, permission, a loop, ...)
+        if exc.filename is None:
+            raise
+        print(f"error: {exc.filename}: {exc.strerror or type(exc).__name__}.", file=sys.stderr)
+        return FashionGenError.exit_code
     return status or 0

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -25,6 +25,8 @@ DEFAULT_PARAMS_PATH = Path("params.yaml")
 FASHION_MNIST_SIZE = 28
 FOLDER_SIZES = (32, 64, 128)
 DEFAULT_FOLDER_SIZE = 64
+# Option values: each must equal its registry's names (tests/test_config.py checks every one).
+AugmentName = Literal["color", "translation", "cutout"]  # fashiongen.gan.augment.AUGMENTS
 
 
 class _Section(BaseModel):
@@ -41,7 +43,7 @@ class DataConfig(_Section):
     )
     folder: str = Field(
         "data/photos", min_length=1,
-        description="data.source folder: a folder of JPEG/PNG/WebP images, nested; subfolders name classes. "
+        description="data.source folder: a folder of JPEG/PNG/WebP/GIF/BMP/TIFF images, nested; subfolders name classes. "
         "A dependency of the download stage whatever the source, so it must exist.",
     )
     image_size: Optional[int] = Field(
@@ -55,6 +57,11 @@ class DataConfig(_Section):
     )
     workers: Optional[int] = Field(
         None, ge=1, le=256, description="Processes that decode a folder's images; null = one per CPU core."
+    )
+    alpha_background: list[Annotated[int, Field(ge=0, le=255)]] = Field(
+        default_factory=lambda: [255, 255, 255], min_length=3, max_length=3,
+        description="RGB colour (0..255 each) that transparent pixels of a folder's images and of "
+        "`generate --like` photos are composited over; white, what product cut-outs are shown on.",
     )
     local_dir: Optional[str] = Field(
         "/usr/share/datasets/fashion-mnist",
@@ -177,10 +184,16 @@ class TrainConfig(_Section):
     eval_samples: int = Field(2000, ge=100, le=100000)
     checkpoint_every: int = Field(1, ge=1, description="Epochs between checkpoints (and always the last).")
     keep_checkpoints: int = Field(2, ge=1, le=1000, description="Newest checkpoints kept; older ones deleted.")
-    resume: bool = Field(True, description="Continue from the newest checkpoint of the same run.")
+    resume: bool = Field(
+        True, description="Continue a run that was interrupted before its end (same code, params and data)."
+    )
+    extend: bool = Field(
+        False, description="Continue the finished run of the same code, params and data but fewer epochs up to "
+        "train.epochs, instead of training afresh.",
+    )
     ema: float = Field(0.0, ge=0, lt=1, description="Decay of the generator's weight average; 0 = no average.")
     d_steps: int = Field(1, ge=1, le=10, description="Discriminator updates per generator update.")
-    augment: list[Literal["color", "translation", "cutout"]] = Field(
+    augment: list[AugmentName] = Field(
         default_factory=list, description="DiffAugment policies applied to real and fake images."
     )
     amp: bool = Field(True, description="bf16 autocast for the forward passes on a GPU (on a CPU: cpu_bf16).")
@@ -273,6 +286,8 @@ def read_yaml(path: Path) -> Any:
             f"{path} not found. Run from the repository root (where params.yaml lives), "
             "or restore it with `git checkout params.yaml`."
         ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} cannot be read as YAML text ({getattr(exc, 'strerror', None) or type(exc).__name__}).") from None
     try:
         return YAML(typ="safe", pure=True).load(text)
     except YAMLError as exc:

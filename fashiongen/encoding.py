@@ -24,17 +24,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fashiongen.atomic import atomic_directory, save_npy, save_torch, write_json
+from fashiongen.atomic import atomic_directory, save_npy, write_json
 from fashiongen.config import Params
 from fashiongen.data.prepared import load_prepared
 from fashiongen.device import resolve_device
 from fashiongen.errors import CheckpointError, ConfigError, DataError
-from fashiongen.metrics.features import extract, read_model_file, state_dict_digest
+from fashiongen.gan.conditions import condition_kind
+from fashiongen.metrics.features import extract
+from fashiongen.model_files import ENCODER, read_model_file, save_model_file, state_dict_digest
 from fashiongen.models.encoder import IMAGENET_FILES, IMAGENET_URL, Encoder, normalise_encodings
 
 log = logging.getLogger(__name__)
 
-FORMAT = "fashiongen.encoder.v1"
 NOT_NEEDED = "model.condition is not 'encoding': no generator uses the encoder, so it was not trained"
 
 
@@ -70,8 +71,8 @@ def train_encoder(params: Params, prepared_dir: Path, model_path: Path, metrics_
     from fashiongen.seeding import seed_everything
 
     cfg = params.encoder
-    if params.model.condition != "encoding":
-        save_torch(model_path, {"format": FORMAT, "trained": False, "reason": NOT_NEEDED})
+    if not condition_kind(params.model.condition).uses_encoder:
+        save_model_file(model_path, ENCODER, {"trained": False, "reason": NOT_NEEDED})
         metrics = {"trained": False}
         write_json(metrics_path, metrics)
         log.info("%s", NOT_NEEDED)
@@ -96,15 +97,15 @@ def train_encoder(params: Params, prepared_dir: Path, model_path: Path, metrics_
     accuracy, loss = fit_classifier(model, train, test, settings, device, "train_encoder")
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     encoder_id = f"encoder-{state_dict_digest(state)[:16]}"
-    save_torch(model_path, {"format": FORMAT, "trained": True, "config": config, "state_dict": state,
-                            "id": encoder_id, "accuracy": accuracy, "weights": cfg.weights})
+    save_model_file(model_path, ENCODER, {"trained": True, "config": config, "state_dict": state,
+                                          "id": encoder_id, "accuracy": accuracy, "weights": cfg.weights})
     metrics = {"trained": True, "accuracy": accuracy, "test_loss": loss, "id": encoder_id}
     write_json(metrics_path, metrics)
     return metrics
 
 
 def load_encoder(path: Path | str, device: torch.device | str = "cpu") -> LoadedEncoder:
-    payload = read_model_file(path, FORMAT, "encoder", "run `dvc repro train_encoder` with model.condition: encoding")
+    payload = read_model_file(path, ENCODER)
     if not payload["trained"]:
         raise CheckpointError(f"{path}: {payload['reason']}. Set model.condition: encoding and run `dvc repro`.")
     config = payload["config"]
@@ -122,7 +123,7 @@ def encode_images(encoder: LoadedEncoder, images, batch_size: int = 500, device:
 def encode_dataset(params: Params, prepared_dir: Path, encoder_path: Path, out_dir: Path) -> dict:
     """Write every train and test image's encoding once (or ``{"used": false}``)."""
     with atomic_directory(out_dir) as staging:
-        if params.model.condition != "encoding":
+        if not condition_kind(params.model.condition).uses_encoder:
             meta = {"used": False}
             write_json(staging / "meta.json", meta)
             return meta

@@ -35,9 +35,11 @@ from fashiongen.atomic import write_json
 from fashiongen.config import EvaluateConfig
 from fashiongen.data.prepared import PreparedData, load_prepared
 from fashiongen.device import resolve_device
-from fashiongen.errors import ConfigError, DataError
+from fashiongen.errors import ConfigError
 from fashiongen.gan.artifact import GeneratorSpec, load_generator
+from fashiongen.gan.conditions import condition_kind
 from fashiongen.gan.sampling import sample_uint8
+from fashiongen.metrics.table import floors
 from fashiongen.images import save_grid
 from fashiongen.metrics.features import LoadedEvaluator, extract, load_evaluator
 from fashiongen.metrics.scores import frechet_distance, inception_score, kernel_distance, precision_recall
@@ -105,29 +107,22 @@ def evaluate(cfg: EvaluateConfig, paths: EvaluatePaths, device_name: str = "auto
     return metrics
 
 
-def test_conditions(spec: GeneratorSpec, data: PreparedData, encodings_dir: Path) -> torch.Tensor | None:
-    """The condition of every test image for ``spec``'s generator: None, labels or encodings."""
-    if spec.condition == "none":
-        return None
-    if spec.condition == "label":
-        return torch.as_tensor(np.array(data.split("test").labels, dtype=np.int64))
-    from fashiongen.encoding import load_encodings
-
-    codes = load_encodings(encodings_dir, "test", encoder_id=spec.encoder)
-    if len(codes) != len(data.split("test")):
-        raise DataError(f"{encodings_dir}: {len(codes)} test encodings for {len(data.split('test'))} test images; rerun `dvc repro encode`.")
-    return torch.from_numpy(np.array(codes, dtype=np.float32))
+def test_conditions(spec: GeneratorSpec, data: PreparedData, encodings_dir: Path) -> torch.Tensor:
+    """The condition of every test image for ``spec``'s generator (N×0 for an unconditional one)."""
+    kind = condition_kind(spec.condition)
+    return kind.values(data.split("test").labels, data.num_classes, encodings_dir, "test", encoder_id=spec.encoder)
 
 
 def score_generator(
     module: torch.nn.Module, z_dim: int, cfg: EvaluateConfig, data: PreparedData, evaluator: LoadedEvaluator, device,
-    conditions: torch.Tensor | None = None, space: FeatureSpace | None = None, inspect: Callable | None = None,
+    conditions: torch.Tensor, space: FeatureSpace | None = None, inspect: Callable | None = None,
 ) -> tuple[dict, torch.Tensor]:
     """The metrics of ``cfg.num_samples`` samples of ``module`` and of the real-data floor; also the samples.
 
-    Any generator mapping noise (B, z_dim) to images in [-1, 1] can be scored
-    this way, which is how the quality benchmark scores the textbook DCGAN with
-    exactly the pipeline's ruler. ``conditions`` (one per test image) makes the
+    Any generator ``G(z, c)`` mapping noise (B, z_dim) to images in [-1, 1] can
+    be scored this way, which is how the quality benchmark scores the textbook
+    DCGAN with exactly the pipeline's ruler. ``conditions`` (one per test image,
+    :func:`test_conditions`; N×0 for an unconditional generator) makes the
     samples conditional on the test images they are compared with. ``space``
     (default: the evaluator's) is what FID, KID, IS and precision/recall are
     measured in; class consistency and diversity always use the evaluator,
@@ -148,8 +143,8 @@ def score_generator(
     real_test = test.images[test_index]
     train_index = pick(len(train), n, rng)
     real_train = train.images[train_index]
-    cond = conditions[test_index] if conditions is not None else None
-    fakes = sample_uint8(module, n, z_dim, cfg.seed, cfg.batch_size, device, cond)
+    cond = conditions[test_index]
+    fakes = sample_uint8(module, n, z_dim, cfg.seed, cfg.batch_size, device, cond=cond)
 
     def features(images):
         return extract(evaluator.model, images, cfg.batch_size, device)
@@ -163,18 +158,14 @@ def score_generator(
     floor = score(test_feats, train_feats, test_logits, cfg)
     metrics = {
         **model,
-        "fid_floor": floor["fid"],
-        "kid_floor_mean": floor["kid_mean"],
-        "precision_floor": floor["precision"],
-        "recall_floor": floor["recall"],
-        "is_real_mean": floor["is_mean"],
+        **floors(floor),  # fid_floor, kid_mean_floor, is_mean_floor, precision_floor, recall_floor
         "evaluator_accuracy": evaluator.accuracy,
         "features": space.id,
         "features_recipe": space.recipe,
         "num_samples": n,
         "kid_subset_size": min(cfg.kid_subset_size, n),
     }
-    if conditions is not None:
+    if conditions.numel():  # a conditional generator: does it follow its conditions, does the noise still matter?
         labels = np.asarray(test.labels)
         class_logits = fake_logits if space.id == evaluator.id else features(fakes)[1]
         metrics["class_consistency"] = class_consistency(class_logits, labels[test_index])
@@ -210,7 +201,7 @@ def diversity(module, z_dim, conditions, labels, cfg: EvaluateConfig, test, feat
     groups, per_group = min(cfg.diversity_groups, len(labels)), cfg.diversity_per_group
     sources = rng.choice(len(labels), size=groups, replace=False)
     cond = conditions[np.repeat(sources, per_group)]
-    fakes = sample_uint8(module, groups * per_group, z_dim, cfg.seed + 1, cfg.batch_size, device, cond)
+    fakes = sample_uint8(module, groups * per_group, z_dim, cfg.seed + 1, cfg.batch_size, device, cond=cond)
     real_index = []
     for source in sources:
         same_class = np.flatnonzero(labels == labels[source])

@@ -91,6 +91,8 @@ def export_generator(loaded: LoadedGenerator, fmt: str, out: Path) -> tuple[Path
     if fmt not in FORMATS:
         raise FashionGenError(f"--format {fmt!r} is not supported; use one of {', '.join(FORMATS)}.")
     module = loaded.module.to("cpu").eval()
+    if loaded.spec.condition == "none":
+        module = NoiseOnly(module)  # G(z, c) with an empty c: the exported file takes z alone
     example = example_inputs(loaded)
     if fmt == "onnx":
         _export_onnx(module, example, input_names(loaded), out)
@@ -100,13 +102,24 @@ def export_generator(loaded: LoadedGenerator, fmt: str, out: Path) -> tuple[Path
     return out, description_path(out)
 
 
+class NoiseOnly(torch.nn.Module):
+    """An unconditional generator as ``G(z)``: its empty condition (B × 0) made from ``z`` inside the graph."""
+
+    def __init__(self, generator: torch.nn.Module):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator(z, z[:, :0])
+
+
 def _export_onnx(module: torch.nn.Module, example: tuple, names: list[str], out: Path) -> None:
     import contextlib
     import io
     import warnings
 
     batch = torch.export.Dim("batch", min=1)
-    dynamic = {name: {0: batch} for name in names}
+    dynamic = tuple({0: batch} for _ in names)  # by position: the forward's own argument names may differ
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.filterwarnings("ignore", message=".*axis name.*")
         program = torch.onnx.export(module, example, dynamo=True, input_names=names, output_names=["images"],

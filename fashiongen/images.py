@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from fashiongen.atomic import atomic_write
+from fashiongen.errors import FashionGenError
 
 
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
@@ -26,14 +27,61 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 _FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
+GRID_PADDING = 2  # px between and around the tiles of a grid
+# The largest side, in px, each grid format is written with: WebP's header holds 14 bits (16383);
+# libjpeg refuses more than JPEG_MAX_DIMENSION (65500); PNG's own limit is 2**31 - 1, but 65535
+# is what image viewers and browsers commonly open (and such a grid already takes gigabytes).
+MAX_GRID_SIDE = {"png": 65535, "jpeg": 65500, "webp": 16383}
+
+
+def tiles_per_row(n: int, nrow: int | None = None) -> int:
+    """Tiles in a grid row: ``nrow`` (default ⌊√n⌋, a square-ish grid), at most ``n`` (as torchvision's make_grid)."""
+    return min(nrow or max(1, math.isqrt(n)), max(n, 1))
+
+
+def grid_shape(n: int, height: int, width: int, nrow: int | None = None) -> tuple[int, int]:
+    """(height, width) in px of :func:`save_grid`'s grid of ``n`` >= 1 tiles of height×width px, ``nrow`` per row.
+
+    Tiles per row: :func:`tiles_per_row`; one tile is saved as it is, without padding (as make_grid does).
+    """
+    if n == 1:
+        return height, width
+    per_row = tiles_per_row(n, nrow)
+    rows = -(-n // per_row)
+    return rows * (height + GRID_PADDING) + GRID_PADDING, per_row * (width + GRID_PADDING) + GRID_PADDING
+
+
+def check_grid_size(path: Path | str, n: int, height: int, width: int, nrow: int | None = None) -> tuple[int, int]:
+    """The grid's (height, width) in px, after checking that its format (from ``path``'s suffix) can hold it.
+
+    Raises:
+        FashionGenError: a side exceeds :data:`MAX_GRID_SIDE` for the format; the message gives the size and what to change.
+    """
+    path = Path(path)
+    fmt = _FORMATS.get(path.suffix.lower(), "png")
+    grid_height, grid_width = grid_shape(n, height, width, nrow)
+    limit = MAX_GRID_SIDE[fmt]
+    if max(grid_height, grid_width) > limit:
+        per_row = tiles_per_row(n, nrow)
+        raise FashionGenError(
+            f"{path}: a grid of {n} images of {width}×{height} px, {per_row} per row, is {grid_width}×{grid_height} px; "
+            f"{fmt.upper()} holds at most {limit} px per side: draw fewer images (--n), change --nrow, "
+            "or write raw images to an .npz file."
+        )
+    return grid_height, grid_width
 
 
 def save_grid(path: Path | str, images: torch.Tensor, nrow: int | None = None) -> None:
-    """Write uint8 images (N×C×H×W) as one image grid (format from the suffix), atomically."""
+    """Write uint8 images (N×C×H×W) as one image grid (format from the suffix), atomically.
+
+    Raises:
+        FashionGenError: the grid is larger than its format allows (:func:`check_grid_size`).
+    """
     from torchvision.utils import make_grid, save_image
 
     path = Path(path)
-    nrow = nrow or max(1, math.isqrt(len(images)))
-    grid = make_grid(images.detach().cpu().float().div(255.0), nrow=nrow, padding=2, pad_value=1.0)
+    check_grid_size(path, len(images), images.shape[-2], images.shape[-1], nrow)
+    per_row = tiles_per_row(len(images), nrow)
+    grid = make_grid(images.detach().cpu().float().div(255.0), nrow=per_row, padding=GRID_PADDING, pad_value=1.0)
     with atomic_write(path) as handle:
         save_image(grid, handle, format=_FORMATS.get(path.suffix.lower(), "png"))

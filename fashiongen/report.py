@@ -18,29 +18,20 @@ import base64
 import html
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fashiongen.errors import FashionGenError
+from fashiongen.metrics.table import METRICS, normalise_keys
 
-METRIC_FLOORS = (  # (metric, its real-data floor, which way is better)
-    ("fid", "fid_floor", "lower"),
-    ("kid_mean", "kid_floor_mean", "lower"),
-    ("is_mean", "is_real_mean", "higher"),
-    ("precision", "precision_floor", "higher"),
-    ("recall", "recall_floor", "higher"),
-    ("class_consistency", None, "higher"),
-    ("diversity", None, "higher"),
-    ("copy_rate", "copy_rate_reference", "lower"),
-    ("mifid", None, "lower"),
-    ("class_share_distance", None, "lower"),
-    ("intra_fid_mean", None, "lower"),
-)
 CURVES = (("Losses", ("d_loss", "g_loss")), ("D(x) and D(G(z))", ("d_real", "d_fake")), ("FID during training", ("fid",)))
 PROGRESS_POINTS = (("start", 0.0), ("quarter", 0.25), ("half", 0.5), ("three quarters", 0.75), ("end", 1.0))
 SAMPLES_DIR = "results/train/samples"
 METRICS_DIR = "results/train/plots/metrics"
+METRICS_FILE = "results/evaluate/metrics.json"
+_GRID_NAME = re.compile(r"epoch_(\d+)\.png")
 
 
 @dataclass
@@ -52,56 +43,156 @@ class Run:
     grids: list[tuple[str, int, bytes]] = field(default_factory=list)  # (label, epoch, png)
     final_grid: bytes | None = None
     inspection: Any = None  # fashiongen.analysis.report_view.Inspection
+    missing: list[str] = field(default_factory=list)  # "path (why)" for each file the run should have but lacks
+
+    @property
+    def has_results(self) -> bool:
+        """Whether anything beyond params can be shown."""
+        return bool(self.metrics or self.curves or self.grids or self.final_grid)
+
+
+def open_run_files(repo: Path, exp: str | None):
+    """A DVCFileSystem of the workspace (``exp`` None) or of an experiment, branch, tag or commit.
+
+    The revision is resolved first (DVC's own rule: git revisions, then
+    experiment names), because a DVCFileSystem at an unknown revision raises
+    nothing: it reads as empty.
+
+    Raises:
+        FashionGenError: ``repo`` is not a DVC repository, or ``exp`` names nothing (one line each).
+    """
+    from dvc.api import DVCFileSystem
+    from dvc.exceptions import DvcException, NotDvcRepoError
+    from dvc.repo import Repo
+    from dvc.scm import RevError, resolve_rev
+    from scmrepo.git import Git
+
+    try:
+        dvc_repo = Repo(str(repo))
+    except NotDvcRepoError:
+        raise FashionGenError(
+            f"--repo {repo} is not in a DVC repository: run `fashiongen report` inside the FashionGen repository, "
+            "or pass --repo with its path."
+        ) from None
+    with dvc_repo:
+        root, rev = dvc_repo.root_dir, None
+        if exp is not None:
+            if not isinstance(dvc_repo.scm, Git):
+                raise FashionGenError(f"--exp {exp!r} needs a git repository, and {root} has no git.")
+            try:
+                rev = resolve_rev(dvc_repo.scm, exp)
+            except RevError:
+                raise FashionGenError(
+                    f"unknown experiment {exp!r} in {root}: `dvc exp show` lists the experiments here "
+                    f"(a branch, tag or commit works too); one run elsewhere comes with `dvc exp pull <git remote> {exp}`."
+                ) from None
+    try:
+        return DVCFileSystem(root, rev=rev)
+    except DvcException as exc:
+        raise FashionGenError(f"cannot open experiment {exp!r} in {root}: {exc}; see `dvc exp show`.") from None
+
+
+class _RunFiles:
+    """Reads a run's files; a file the run lists but that cannot be read is noted in ``missing``."""
+
+    def __init__(self, fs):
+        self.fs = fs
+        self.missing: list[str] = []
+
+    def read(self, path: str) -> bytes | None:
+        """The file's bytes; None when the run has no such file, or when it is listed but not here."""
+        if not self.fs.exists(path):
+            return None
+        try:
+            return self.fs.read_bytes(path)
+        except (FileNotFoundError, IsADirectoryError):  # tracked by DVC, but not in the workspace or the cache
+            self.missing.append(f"{path} (not pulled)")
+            return None
+
+    def list_dir(self, path: str) -> list[str]:
+        from dvc_data.index.index import DataIndexError
+
+        if not self.fs.exists(path):
+            return []
+        try:
+            return self.fs.ls(path, detail=False)
+        except (FileNotFoundError, NotADirectoryError, DataIndexError):  # a DVC-tracked folder whose listing is not here
+            self.missing.append(f"{path}/ (not pulled)")
+            return []
+
+    def parse(self, path: str, data: bytes, parser):
+        """``parser(data)``, or None (noted in ``missing``) when the file is corrupt."""
+        try:
+            return parser(data)
+        except Exception as exc:  # json, YAML and pandas each raise their own parse errors
+            self.missing.append(f"{path} (unreadable: {type(exc).__name__})")
+            return None
 
 
 def load_run(repo: Path, exp: str | None) -> Run:
-    """Read one run's files: the workspace when ``exp`` is None, else the experiment's revision."""
+    """Read one run's files: the workspace when ``exp`` is None, else the experiment's revision.
+
+    A file the run lacks is noted in :attr:`Run.missing` (never an error here):
+    a fresh clone has the git-tracked metrics and curves but not the sample
+    grids, which live in the DVC cache until `dvc pull`.
+    """
     import pandas as pd
-    from dvc.api import DVCFileSystem
-    from dvc.exceptions import DvcException
-
-    try:
-        fs = DVCFileSystem(str(repo), rev=exp)
-    except DvcException as exc:
-        raise FashionGenError(f"cannot open experiment {exp!r} in {repo}: {exc}; see `dvc exp show`.") from None
-    except Exception as exc:  # scmrepo raises its own errors for unknown revisions
-        raise FashionGenError(f"unknown experiment or revision {exp!r} ({type(exc).__name__}); see `dvc exp show`.") from None
-
-    def read(path: str) -> bytes | None:
-        return fs.read_bytes(path) if fs.exists(path) else None
-
     from ruamel.yaml import YAML
 
-    params_bytes = read("params.yaml")
-    metrics_bytes = read("results/evaluate/metrics.json")
-    if metrics_bytes is None:
-        where = f"experiment {exp!r}" if exp else "the workspace"
-        raise FashionGenError(f"{where} has no results/evaluate/metrics.json: run the pipeline first (`dvc repro`).")
+    files = _RunFiles(open_run_files(repo, exp))
+
+    def parsed(path: str, parser):
+        data = files.read(path)
+        return None if data is None else files.parse(path, data, parser)
+
+    def table(data: bytes):
+        return pd.read_csv(io.BytesIO(data), sep="\t")
+
+    params = parsed("params.yaml", lambda data: YAML(typ="safe", pure=True).load(data))
+    metrics = parsed(METRICS_FILE, json.loads)
+    if metrics is None and not any(entry.startswith(METRICS_FILE) for entry in files.missing):
+        files.missing.append(f"{METRICS_FILE} (not produced)")
+    elif metrics is not None and not (isinstance(metrics, dict) and metrics):
+        files.missing.append(f"{METRICS_FILE} (holds no metrics)")
     curves = {}
-    epochs = read(f"{METRICS_DIR}/epoch.tsv")
-    epoch_of_step = pd.read_csv(io.BytesIO(epochs), sep="\t") if epochs is not None else None
+    epoch_of_step = parsed(f"{METRICS_DIR}/epoch.tsv", table)
     for _, names in CURVES:
         for name in names:
-            data = read(f"{METRICS_DIR}/{name}.tsv")
-            if data is not None:
-                frame = pd.read_csv(io.BytesIO(data), sep="\t")
-                if epoch_of_step is not None:  # dvclive logs a step index; epochs read better
+            frame = parsed(f"{METRICS_DIR}/{name}.tsv", table)
+            if isinstance(frame, pd.DataFrame) and {"step", name} <= set(frame.columns):
+                if isinstance(epoch_of_step, pd.DataFrame) and "step" in epoch_of_step:  # epochs read better than steps
                     frame = frame.merge(epoch_of_step, on="step", how="left")
                 curves[name] = frame
     run = Run(
         name=exp or "workspace",
-        params=YAML(typ="safe", pure=True).load(params_bytes) if params_bytes else {},
-        metrics=json.loads(metrics_bytes),
+        params=params if isinstance(params, dict) else {},
+        metrics=normalise_keys(metrics) if isinstance(metrics, dict) else {},
         curves=curves,
-        final_grid=read("results/evaluate/samples.png"),
+        final_grid=files.read("results/evaluate/samples.png"),
     )
+    grid_epochs = sorted(
+        int(match.group(1)) for match in (_GRID_NAME.fullmatch(Path(p).name) for p in files.list_dir(SAMPLES_DIR)) if match
+    )
+    for label, epoch in progress_epochs(grid_epochs):
+        png = files.read(f"{SAMPLES_DIR}/epoch_{epoch:04d}.png")
+        if png is not None:
+            run.grids.append((label, epoch, png))
     from fashiongen.analysis.report_view import load_inspection
 
-    run.inspection = load_inspection(read)
-    epochs = sorted(int(Path(p).stem.split("_")[1]) for p in (fs.ls(SAMPLES_DIR, detail=False) if fs.exists(SAMPLES_DIR) else []))
-    for label, epoch in progress_epochs(epochs):
-        run.grids.append((label, epoch, read(f"{SAMPLES_DIR}/epoch_{epoch:04d}.png")))
+    run.inspection = load_inspection(files.read)
+    run.missing = files.missing
     return run
+
+
+def how_to_get(run: Run) -> str:
+    """One sentence: what the run lacks and the DVC command that brings it."""
+    where = "the workspace" if run.name == "workspace" else f"experiment {run.name!r}"
+    if run.name == "workspace":
+        fix = "`dvc pull` fetches what a remote has, `dvc repro` produces what is not produced"
+    else:
+        fix = (f"`dvc exp pull <git remote> {run.name}` fetches an experiment's outputs (a branch's or commit's: "
+               f"`git checkout {run.name}`, then `dvc pull`); `dvc exp apply {run.name}`, then `dvc repro`, reruns it")
+    return f"{where} lacks {', '.join(run.missing)}: {fix}."
 
 
 def progress_epochs(epochs: list[int]) -> list[tuple[str, int]]:
@@ -158,7 +249,10 @@ def render(runs: list[Run]) -> str:
         if png is not None:
             parts.append(_img(png, title))
     for run in runs:
-        parts += [f"<h2>{html.escape(run.name)}</h2>", "<h3>Metrics beside the real-data floor</h3>", _metrics_table(run)]
+        parts.append(f"<h2>{html.escape(run.name)}</h2>")
+        if run.missing:
+            parts.append(f"<p class=warn>Missing: {html.escape(how_to_get(run))}</p>")
+        parts += ["<h3>Metrics beside the real-data floor</h3>", _metrics_table(run)]
         parts.append("<h3>Samples through training (fixed noise)</h3><div class=grids>")
         for label, epoch, png in run.grids:
             if png is not None:
@@ -175,13 +269,25 @@ def render(runs: list[Run]) -> str:
     return "\n".join(parts)
 
 
-def write_report(repo: Path, experiments: list[str], out: Path) -> Path:
+def write_report(repo: Path, experiments: list[str], out: Path) -> list[Run]:
+    """Write the page for the workspace (no ``experiments``) or the named experiments; the runs shown.
+
+    A run that lacks some files (a fresh clone before `dvc pull`) is shown with
+    what it has, and the page says what is missing and how to get it (so does
+    :func:`how_to_get`, for the command line).
+
+    Raises:
+        FashionGenError: an unknown experiment, no DVC repository, or no run with anything beyond params
+            to show (then nothing is written, and an earlier page at ``out`` is kept).
+    """
     from fashiongen.atomic import atomic_write
 
     runs = [load_run(repo, name) for name in experiments] if experiments else [load_run(repo, None)]
+    if not any(run.has_results for run in runs):
+        raise FashionGenError(f"nothing to report: {' '.join(how_to_get(run) for run in runs)}")
     with atomic_write(out, "w") as handle:
         handle.write(render(runs))
-    return out
+    return runs
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -191,24 +297,33 @@ def _img(png: bytes, alt: str) -> str:
 def _metrics_table(run: Run) -> str:
     import pandas as pd
 
+    if not run.metrics:
+        return f"<p class=note>No metrics: {METRICS_FILE} is missing.</p>"
     rows = []
-    for metric, floor, better in METRIC_FLOORS:
-        if metric in run.metrics:
-            rows.append({"metric": metric, "value": run.metrics[metric],
-                         "real-data floor": run.metrics.get(floor) if floor else None, "better": better})
+    for metric in METRICS:
+        if metric.key in run.metrics:
+            rows.append({"metric": metric.display, "value": _number(run.metrics[metric.key]),
+                         "real-data floor": _number(run.metrics.get(metric.floor)) if metric.floor else None,
+                         "better": metric.better})
     table = pd.DataFrame(rows).to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="—", border=0)
+    accuracy = _number(run.metrics.get("evaluator_accuracy"))
     ruler = html.escape(
-        f"evaluator {run.metrics.get('features')} (test accuracy {run.metrics.get('evaluator_accuracy', float('nan')):.4f}), "
-        f"N = {run.metrics.get('num_samples')}"
+        f"evaluator {run.metrics.get('features')} (test accuracy "
+        f"{'unrecorded' if accuracy is None else f'{accuracy:.4f}'}), N = {run.metrics.get('num_samples')}"
     )
     return f"{table}<p class=note>Measured with {ruler}.</p>"
+
+
+def _number(value: Any) -> float | None:
+    """A metric value to show: numbers as they are, anything else (a corrupt entry) as missing."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _side_by_side(runs: list[Run]) -> str:
     import pandas as pd
 
-    metrics = [m for m, _, _ in METRIC_FLOORS if any(m in run.metrics for run in runs)]
-    frame = pd.DataFrame({run.name: [run.metrics.get(m) for m in metrics] for run in runs}, index=metrics)
+    metrics = [m.key for m in METRICS if any(m.key in run.metrics for run in runs)]
+    frame = pd.DataFrame({run.name: [_number(run.metrics.get(m)) for m in metrics] for run in runs}, index=metrics)
     flat = {run.name: _flatten(run.params) for run in runs}
     keys = sorted({k for values in flat.values() for k in values})
     differing = [k for k in keys if len({json.dumps(values.get(k)) for values in flat.values()}) > 1]

@@ -19,3 +19,17 @@ def venv_env() -> dict:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+@pytest.fixture
+def train_workdir(tmp_path, monkeypatch):
+    """A folder with prepared blobs (192 train, 128 test) and a small untrained evaluator; the working directory."""
+    from helpers import make_evaluator, make_prepared
+
+    monkeypatch.chdir(tmp_path)  # dvclive looks for a git/DVC repo from the working directory
+    make_prepared(tmp_path / "prepared")
+    import torch
+
+    torch.manual_seed(0)
+    make_evaluator(tmp_path / "evaluator.pt")
+    return tmp_path

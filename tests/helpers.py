@@ -98,6 +98,38 @@ def paths(root: Path, name: str = "run"):
     )
 
 
+def tiny_train_params(**train):
+    """Params of a training run that takes a second or two on the blobs of :func:`make_prepared`."""
+    from fashiongen.config import parse_params
+
+    return parse_params(
+        {
+            "model": {"g_width": 8, "d_width": 8, "z_dim": 16},
+            "train": {"epochs": 2, "batch_size": 32, "log_every": 2, "eval_samples": 100, "device": "cpu", **train},
+            "data": {"subset": 100},
+            "evaluate": {"num_samples": 100},
+        }
+    )
+
+
+def with_train(params, **changes):
+    return params.model_copy(update={"train": params.train.model_copy(update=changes)})
+
+
+def generator_weights(path: Path) -> dict:
+    from fashiongen.gan.artifact import load_generator
+
+    return load_generator(path).module.state_dict()
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    import torch
+
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
 def chromium_executable() -> str:
     """A Chromium-family browser for the rendering tests: Debian's chromium, or one named by the environment."""
     import os
@@ -197,3 +229,61 @@ def make_generator(path: Path, condition: str = "none", z_dim: int = 16, cond_di
     torch.manual_seed(seed)
     save_generator(path, build_generator(spec), spec, [f"class {i}" for i in range(10)], {})
     return spec
+
+
+# A small git + DVC repository shaped like FashionGen's outputs: metrics and curves are git-tracked
+# (cache: false), the sample grids live in the DVC cache, so a `git clone` has the first but not the second.
+FAKE_STAGE = '''\
+import json, os
+from PIL import Image
+from ruamel.yaml import YAML
+epochs = YAML(typ="safe").load(open("params.yaml"))["train"]["epochs"]
+for folder in ("results/evaluate", "results/train/samples", "results/train/plots/metrics"):
+    os.makedirs(folder, exist_ok=True)
+json.dump({"fid": 10.0 + epochs, "fid_floor": 1.0, "num_samples": 10, "features": "evaluator-x",
+           "evaluator_accuracy": 0.5}, open("results/evaluate/metrics.json", "w"))
+open("results/train/plots/metrics/d_loss.tsv", "w").write("step\\td_loss\\n0\\t1.0\\n1\\t0.5\\n")
+for epoch in range(1, epochs + 1):
+    Image.new("L", (8, 8), 40 * epoch).save(f"results/train/samples/epoch_{epoch:04d}.png")
+Image.new("L", (8, 8), 50).save("results/evaluate/samples.png")
+'''
+FAKE_DVC_YAML = """\
+stages:
+  fake:
+    cmd: python make.py
+    deps: [make.py]
+    params: [train.epochs]
+    outs:
+      - results/train/plots/metrics:
+          cache: false
+      - results/train/samples
+      - results/evaluate/samples.png
+    metrics:
+      - results/evaluate/metrics.json:
+          cache: false
+"""
+
+
+def fake_results_repo(root: Path, run_pipeline: bool = True) -> Path:
+    """A git + DVC repository with a fake stage writing FashionGen's result files (`dvc repro` it, or not)."""
+    root.mkdir()
+    (root / "make.py").write_text(FAKE_STAGE)
+    (root / "dvc.yaml").write_text(FAKE_DVC_YAML)
+    (root / "params.yaml").write_text("train:\n  epochs: 2\n")
+    run(["git", "init", "-q"], root)
+    run(["git", "config", "user.email", "ci@example.com"], root)
+    run(["git", "config", "user.name", "FashionGen CI"], root)
+    run([sys.executable, "-m", "dvc", "init", "-q"], root)
+    run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], root)
+    if run_pipeline:
+        run([sys.executable, "-m", "dvc", "repro", "-q"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "pipeline"], root)
+    return root
+
+def readme_block(heading: str) -> str:
+    """The first ```bash block after ``heading`` in README.md (tests run the commands the README gives)."""
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index(heading):]
+    start = section.index("```bash\n") + len("```bash\n")
+    return section[start:section.index("\n```", start)]

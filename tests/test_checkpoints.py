@@ -1,4 +1,4 @@
-"""Checkpoint bookkeeping: RNG capture, run identities, history rewinding."""
+"""Checkpoint bookkeeping: RNG capture, run identities, resume plans, history rewinding."""
 
 import json
 import random
@@ -6,8 +6,12 @@ import random
 import numpy as np
 import torch
 
-from fashiongen.gan.checkpoints import CheckpointStore, capture_rng, identity_differences, restore_rng
+import pytest
+
+from fashiongen.gan.checkpoints import CheckpointStore, capture_rng, restore_rng
 from fashiongen.gan.live import rewind_history
+from fashiongen.gan.run_identity import identity_differences
+from fashiongen.gan.run_state import resume_plan
 
 
 def test_rng_states_round_trip_through_a_checkpoint_file(tmp_path):
@@ -43,9 +47,11 @@ def test_store_keeps_the_newest_and_prunes(tmp_path):
     for epoch in (1, 2, 3):
         store.save({"epoch": epoch, "global_step": epoch, "identity": {}})
     assert [p.name for p in store.existing()] == ["epoch_0003.pt", "epoch_0002.pt"]
-    assert store.load_resumable({})["epoch"] == 3
+    assert store.newest_readable()["epoch"] == 3
+    store.mark_published("abc", 3)
+    assert store.is_published("abc", 3) and not store.is_published("abc", 2) and not store.is_published("abd", 3)
     store.clear()
-    assert store.existing() == [] and store.load_resumable({}) is None
+    assert store.existing() == [] and store.newest_readable() is None and not store.is_published("abc", 3)
 
 
 def test_rewind_drops_rows_after_the_checkpoint_and_half_written_ones(tmp_path):
@@ -57,3 +63,50 @@ def test_rewind_drops_rows_after_the_checkpoint_and_half_written_ones(tmp_path):
     assert (metrics / "d_loss.tsv").read_text() == "step\td_loss\n0\t0.5\n1\t0.4\n"
     assert (metrics / "fid.tsv").read_text() == "step\tfid\n1\t100.0\n"
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"d_loss": 0.4, "step": 1}
+
+
+IDENTITY = {"code": "c1", "model": {"loss": "bce"}, "train": {"epochs": 3, "lr_g": 0.002}, "data": {"sha": "d"}}
+
+
+def checkpoint(epoch, **identity_train):
+    identity = {**IDENTITY, "train": {**IDENTITY["train"], **identity_train}}
+    return {"identity": identity, "epoch": epoch, "global_step": epoch * 10, "path": f"epoch_{epoch:04d}.pt"}
+
+
+@pytest.mark.parametrize(
+    "saved, epochs, flags, action, reason",
+    [
+        (None, 3, {}, "fresh", "no checkpoint"),
+        (checkpoint(1), 3, {}, "resume", "resuming from epoch_0001.pt (epoch 1, step 10)"),
+        (checkpoint(1), 3, {"resume": False}, "fresh", "train.resume is false"),
+        (checkpoint(3), 3, {}, "publish", "ends the run (epoch 3)"),
+        (checkpoint(3), 3, {"published": True}, "fresh", "finished run of these params and code"),
+        (checkpoint(3), 2, {}, "fresh", "another run (train.epochs: 3 -> 2)"),
+        (checkpoint(1, epochs=2), 3, {}, "fresh", "another run (train.epochs: 2 -> 3)"),
+        (checkpoint(2, epochs=2), 3, {"extend": True, "published": True}, "extend", "from epoch 2 to 3"),
+        (checkpoint(3), 2, {"extend": True}, "fresh", "has 3 epochs, not fewer than train.epochs=2"),
+        (checkpoint(2, epochs=2, lr_g=0.001), 3, {"extend": True}, "fresh", "train.lr_g: 0.001 -> 0.002"),
+        ({**checkpoint(1), "identity": {**IDENTITY, "code": "c0"}}, 3, {}, "fresh", "code: the fashiongen package changed"),
+    ],
+)
+def test_resume_plan(saved, epochs, flags, action, reason):
+    flags = {"resume": True, "extend": False, "published": False, **flags}
+    identity = {**IDENTITY, "train": {**IDENTITY["train"], "epochs": epochs}}
+    got_action, got_reason = resume_plan(saved, identity, epochs, **flags)
+    assert got_action == action and reason in got_reason, got_reason
+
+
+def test_a_foreign_device_stream_is_reseeded_by_seed_and_epoch(caplog):
+    from fashiongen.gan.checkpoints import reseed_value, set_generator_state
+
+    rng = torch.Generator().manual_seed(5)
+    cuda_state = torch.zeros(16, dtype=torch.uint8)
+    with caplog.at_level("WARNING"):
+        assert not set_generator_state(rng, cuda_state, "cuda", reseed_value(0, 4), "the stream")
+    assert "was a cuda random stream and this run is on cpu" in caplog.text
+    expected = torch.Generator().manual_seed(reseed_value(0, 4))
+    assert torch.equal(torch.rand(4, generator=rng), torch.rand(4, generator=expected))
+    assert reseed_value(0, 4) != reseed_value(0, 5) != reseed_value(1, 4)
+    own = torch.Generator().manual_seed(9).get_state()
+    assert set_generator_state(rng, own, "cpu", 1, "the stream")  # its own device's state resumes exactly
+    assert torch.equal(rng.get_state(), own)

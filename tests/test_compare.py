@@ -74,3 +74,125 @@ def test_bad_tolerance_file_is_a_clear_error(tmp_path):
     with pytest.raises(Exception, match="fid.better must be 'lower' or 'higher'"):
         load_tolerances(path)
 
+
+
+def gate(tmp_path, capsys, baseline, current, tolerances=None):
+    """Run `fashiongen compare` on these contents; (exit status, stdout, the stderr lines)."""
+    paths = []
+    for name, content in (("base.json", baseline), ("current.json", current)):
+        path = tmp_path / name
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+        paths.append(str(path))
+    argv = ["compare", *paths]
+    if tolerances is not None:
+        (tmp_path / "tol.yaml").write_text(tolerances)
+        argv += ["--tolerances", str(tmp_path / "tol.yaml")]
+    status = main(argv)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err.splitlines()
+
+
+def assert_one_error_line(err_lines, *fragments):
+    assert len(err_lines) == 1 and err_lines[0].startswith("error: "), err_lines
+    for fragment in fragments:
+        assert fragment in err_lines[0], (fragment, err_lines[0])
+
+
+@pytest.mark.parametrize("bad, shown", [
+    ("NaN", "nan (float)"), ("Infinity", "inf (float)"), ("-Infinity", "-inf (float)"),
+    ("null", "null (NoneType)"), ('"20.0"', '"20.0" (str)'), ("true", "true (bool)"),
+])
+def test_a_non_finite_or_non_numeric_baseline_fails_the_gate_in_one_line(tmp_path, capsys, bad, shown):
+    baseline = json.dumps({**BASE, "fid": 0.0}).replace('"fid": 0.0', f'"fid": {bad}')
+    status, out, err = gate(tmp_path, capsys, baseline, {**BASE, "fid": 900.0})
+    assert status == 2 and out == ""  # no table, no "ok"
+    assert_one_error_line(err, "base.json", "fid is " + shown, "not a finite number", "--update-baseline")
+
+
+@pytest.mark.parametrize("bad", ["NaN", "Infinity", "null", '"fast"', "false"])
+def test_a_non_finite_or_non_numeric_current_metric_fails_the_gate_in_one_line(tmp_path, capsys, bad):
+    current = json.dumps({**BASE, "kid_mean": 0.0}).replace('"kid_mean": 0.0', f'"kid_mean": {bad}')
+    status, out, err = gate(tmp_path, capsys, BASE, current)
+    assert status == 2 and out == ""
+    assert_one_error_line(err, "current.json", "kid_mean is", "not a finite number")
+
+
+def test_ungated_numbers_may_be_anything_and_the_library_call_never_passes_a_nan_baseline(tmp_path, capsys):
+    status, out, _ = gate(tmp_path, capsys, {**BASE, "fid_floor": None}, {**BASE, "fid_floor": "n/a", "note": True},
+                          "fid:\n  relative: 0.1\n")
+    assert status == 0 and "PASS" in out
+    result = compare({**BASE, "fid": float("nan")}, {**BASE, "fid": 900.0}, TOLERANCES)
+    assert not result.passed() and {row.metric: row.verdict for row in result.rows}["fid"] == "invalid"
+
+
+def test_a_baseline_without_any_gated_metric_is_refused(tmp_path, capsys):
+    status, out, err = gate(tmp_path, capsys, {"num_samples": 1000}, BASE)
+    assert status == 2 and out == ""
+    assert_one_error_line(err, "base.json holds none of the gated metrics")
+
+
+@pytest.mark.parametrize("text, fragments", [
+    ("fid:\n  relative: 5%\n", ["fid.relative must be a finite number >= 0", "0.05 for 5%", "got '5%'"]),
+    ("fid:\n  relative: -0.1\n", ["fid.relative must be a finite number >= 0", "got -0.1"]),
+    ("fid:\n  absolute: '0.1'\n", ["fid.absolute must be a finite number >= 0", "got '0.1'"]),
+    ("fid:\n  absolute: .nan\n", ["fid.absolute must be a finite number >= 0", "got nan"]),
+    ("fid:\n  absolute: yes\n", ["fid.absolute must be a finite number >= 0"]),
+    ("fid:\n  better: smaller\n", ["fid.better must be 'lower' or 'higher', got 'smaller'"]),
+    ("fid:\n  relativ: 0.1\n", ["fid.relativ is an unknown key (allowed: better, absolute, relative)"]),
+    ("fid: 0.1\n", ["fid must be a mapping with keys better, absolute, relative, got 0.1"]),
+    ("sharpness:\n  absolute: 1\n", ["sharpness.better must be 'lower' or 'higher'"]),
+    ("1:\n  absolute: 1\n", ["metric name '1' must be a string"]),
+    ("", ["must be a mapping {metric:", "naming at least one metric"]),
+    ("- fid\n", ["must be a mapping {metric:"]),
+])
+def test_a_bad_tolerance_file_is_one_line_naming_file_key_and_what_is_allowed(tmp_path, capsys, text, fragments):
+    status, out, err = gate(tmp_path, capsys, BASE, BASE, text)
+    assert status == 2 and out == ""
+    assert_one_error_line(err, "tol.yaml", *fragments)
+
+
+def test_an_unreadable_tolerance_or_metrics_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "tol.yaml").mkdir()
+    base = tmp_path / "b.json"
+    base.write_text(json.dumps(BASE))
+    assert main(["compare", str(base), str(base), "--tolerances", str(tmp_path / "tol.yaml")]) == 2
+    assert_one_error_line(capsys.readouterr().err.splitlines(), "tol.yaml does not exist or is not a file")
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    assert main(["compare", str(base), str(base), "--tolerances", str(binary)]) == 2
+    assert_one_error_line(capsys.readouterr().err.splitlines(), "binary.yaml cannot be read as YAML text")
+    assert main(["compare", str(tmp_path), str(base)]) == 2
+    assert_one_error_line(capsys.readouterr().err.splitlines(), "cannot be read as a metrics file")
+    binary.rename(tmp_path / "binary.json")
+    assert main(["compare", str(base), str(tmp_path / "binary.json")]) == 2
+    assert_one_error_line(capsys.readouterr().err.splitlines(), "binary.json cannot be read as a metrics file")
+
+
+def test_an_old_baseline_with_irregular_reference_keys_still_compares(tmp_path):
+    """Files from before the references' regular names (kid_floor_mean, is_real_mean) read as today's."""
+    import json
+
+    from fashiongen.compare import compare, load_metrics, load_tolerances
+
+    ruler = {"features": "evaluator-x", "num_samples": 100}
+    old = {**ruler, "fid": 10.0, "kid_mean": 0.5, "kid_floor_mean": 0.01, "is_mean": 5.0, "is_real_mean": 9.0}
+    new = {**ruler, "fid": 10.0, "kid_mean": 0.5, "kid_mean_floor": 0.02, "is_mean": 5.0, "is_mean_floor": 9.5}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    loaded = load_metrics(tmp_path / "old.json")
+    assert loaded["kid_mean_floor"] == 0.01 and loaded["is_mean_floor"] == 9.0 and "is_real_mean" not in loaded
+    comparison = compare(loaded, load_metrics(tmp_path / "new.json"), load_tolerances(None))
+    info = {row.metric: (row.baseline, row.current) for row in comparison.rows if row.verdict == "info"}
+    assert info["kid_mean_floor"] == (0.01, 0.02) and info["is_mean_floor"] == (9.0, 9.5)
+    assert comparison.passed()
+
+
+def test_the_metric_table_names_every_reference_regularly():
+    from fashiongen.metrics.table import BY_KEY, METRICS, floors
+
+    scores = {"fid": 1.0, "kid_mean": 2.0, "kid_std": 0.1, "is_mean": 3.0, "is_std": 0.2, "precision": 0.4, "recall": 0.5}
+    assert floors(scores) == {"fid_floor": 1.0, "kid_mean_floor": 2.0, "is_mean_floor": 3.0,
+                              "precision_floor": 0.4, "recall_floor": 0.5}
+    assert {m.key for m in METRICS if m.floor is None} == {"class_consistency", "diversity", "mifid",
+                                                            "class_share_distance", "intra_fid_mean"}
+    assert BY_KEY["copy_rate"].floor == "copy_rate_floor"  # the real test images' own copy rate

@@ -127,3 +127,27 @@ def test_the_code_defaults_are_the_committed_params():
     """A key left out of a params file (a test's, a user's) means what params.yaml says."""
     committed = load_params(REPO_ROOT / "params.yaml").model_dump()
     assert parse_params({}).model_dump() == committed
+
+
+def test_allowed_values_are_the_registries():
+    """Each option's allowed values in config.py are exactly the names its registry can build."""
+    from typing import get_args
+
+    from fashiongen.config import AugmentName, EncoderConfig, ModelConfig
+    from fashiongen.gan.augment import AUGMENTS
+    from fashiongen.gan.conditions import KINDS
+    from fashiongen.gan.losses import LOSSES
+    from fashiongen.models.encoder import ARCHS as ENCODER_ARCHS
+    from fashiongen.models.factory import ARCHS, DISCRIMINATORS, GENERATORS
+    from fashiongen.models.layers import NORMS
+    from fashiongen.models.layouts import CURRENT
+
+    def allowed(model, field):
+        return set(get_args(model.model_fields[field].annotation))
+
+    assert allowed(ModelConfig, "arch") == set(ARCHS) == set(GENERATORS) == set(DISCRIMINATORS) == set(CURRENT)
+    assert allowed(ModelConfig, "condition") == set(KINDS)
+    assert allowed(ModelConfig, "loss") == set(LOSSES)
+    assert allowed(ModelConfig, "d_norm") == set(NORMS) | {"auto"}
+    assert allowed(EncoderConfig, "arch") == set(ENCODER_ARCHS)
+    assert set(get_args(AugmentName)) == set(AUGMENTS)

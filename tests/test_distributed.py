@@ -84,8 +84,12 @@ def test_torchrun_with_two_cpu_processes_trains_and_writes_one_generator(tmp_pat
     assert generator.spec.width == 16
     steps = (repo / "results/train/plots/metrics/d_loss.tsv").read_text().splitlines()
     assert len(steps) > 2  # dvclive wrote once, from rank 0
-    assert sorted(p.name for p in (repo / "models" / "checkpoints").iterdir())
-    # a second launch resumes from the last checkpoint instead of training again
+    checkpoints = repo / "models" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.glob("epoch_*.pt")) == ["epoch_0001.pt", "epoch_0002.pt"]
+    # a run interrupted after its first epoch (as if killed): every rank resumes from that checkpoint
+    (checkpoints / "epoch_0002.pt").unlink()
+    (checkpoints / "published.json").unlink()
     again = subprocess.run(command, cwd=repo, capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0, again.stderr
-    assert "epochs 3..2" in again.stderr
+    assert "resuming from models/checkpoints/epoch_0001.pt (epoch 1" in again.stderr and "epochs 2..2" in again.stderr
+    assert load_generator(repo / "models" / "generator.pt").spec.width == 16

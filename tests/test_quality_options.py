@@ -121,8 +121,14 @@ def test_ema_average_and_warm_up():
 
 
 def test_standing_statistics_replace_stale_batchnorm_buffers():
-    generator = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8))
+    class Generator(nn.Sequential):
+        def forward(self, z, c):  # G(z, c), here unconditional
+            assert c.shape == (len(z), 0)
+            return super().forward(z)
+
+    generator = Generator(nn.Linear(4, 8), nn.BatchNorm1d(8))
     generator[1].running_mean.fill_(100.0)  # stale, as after averaging the weights
-    recompute_batchnorm(generator, z_dim=4, batch_size=256, seed=0, device="cpu")
+    recompute_batchnorm(generator, z_dim=4, batch_size=256, seed=0, device="cpu",
+                        conditions=lambda n, rng: torch.empty(n, 0))
     assert generator[1].running_mean.abs().max() < 1.0
     assert generator[1].momentum == 0.1 and not generator.training

@@ -30,6 +30,9 @@ def real_batch():
     return torch.rand(32, 1, 28, 28, generator=torch.Generator().manual_seed(2)) * 2 - 1
 
 
+NO_CONDITION = torch.empty(32, 0)  # an unconditional model's conditions: one empty row per image
+
+
 def plain_step(generator, discriminator, opt_g, opt_d, z, real, loss):
     """The update written the textbook way: no frozen discriminator, no fusion."""
     fake = generator(z)
@@ -50,7 +53,7 @@ def test_step_computes_the_textbook_update():
     opt_d = torch.optim.Adam(discriminator.parameters(), 2e-4, betas=(0.5, 0.999), foreach=False)
     noise_rng = torch.Generator().manual_seed(1)  # the trainer draws its noise from an identical generator
     for _ in range(3):
-        trainer.step(real_batch())
+        trainer.step(real_batch(), NO_CONDITION)
         plain_step(generator, discriminator, opt_g, opt_d, torch.randn(32, 16, generator=noise_rng), real_batch(), trainer.loss)
     for mine, textbook in ((trainer.generator, generator), (trainer.discriminator, discriminator)):
         for (name, a), b in zip(mine.state_dict().items(), textbook.state_dict().values()):
@@ -61,7 +64,7 @@ def test_step_computes_the_textbook_update():
 def test_bf16_autocast_path_runs_on_cpu():
     trainer = make_trainer(amp_dtype=torch.bfloat16)
     before = [p.clone() for p in trainer.generator.parameters()]
-    stats = trainer.step(real_batch())
+    stats = trainer.step(real_batch(), NO_CONDITION)
     assert stats.dtype == torch.float32 and torch.isfinite(stats).all()
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.generator.parameters()))
 
@@ -69,7 +72,7 @@ def test_bf16_autocast_path_runs_on_cpu():
 def test_compiled_step_matches_eager():
     eager, compiled = make_trainer(), make_trainer(compile=True)
     for _ in range(2):
-        torch.testing.assert_close(compiled.step(real_batch()), eager.step(real_batch()), rtol=1e-3, atol=1e-4)
+        torch.testing.assert_close(compiled.step(real_batch(), NO_CONDITION), eager.step(real_batch(), NO_CONDITION), rtol=1e-3, atol=1e-4)
     assert set(compiled.state_dict()["generator"]) == set(eager.state_dict()["generator"])  # no _orig_mod. prefixes
 
 

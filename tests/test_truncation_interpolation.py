@@ -46,7 +46,7 @@ def test_smaller_psi_lowers_the_variance_of_noise_and_samples(checkpoints):
     for psi in (1.0, 0.7, 0.3):
         z = truncated_noise(256, loaded.spec.z_dim, 0, psi)
         with torch.no_grad():
-            images = loaded.module(z)  # float output: an untrained generator's pixels vary below one grey level
+            images = loaded.module(z, z[:, :0])  # float output: an untrained generator's pixels vary below one grey level
         variances.append((z.var().item(), images.var(dim=0).mean().item()))
     noise_var, sample_var = zip(*variances)
     assert noise_var[0] > noise_var[1] > noise_var[2]
@@ -77,9 +77,9 @@ def test_encoding_generator_takes_truncated_noise(checkpoints):
     """--like needs an encoder file; the truncation is the same noise path for every condition kind."""
     loaded = load_generator(checkpoints / "encoding.pt")
     cond = torch.randn(1, loaded.spec.cond_dim).expand(4, -1)
-    plain = generate_uint8(loaded.module, truncated_noise(4, loaded.spec.z_dim, 0, 1.0), 4, cond=cond)
-    assert torch.equal(plain, generate_uint8(loaded.module, noise(4, loaded.spec.z_dim, 0), 4, cond=cond))
-    assert not torch.equal(plain, generate_uint8(loaded.module, truncated_noise(4, loaded.spec.z_dim, 0, 0.4), 4, cond=cond))
+    plain = generate_uint8(loaded.module, truncated_noise(4, loaded.spec.z_dim, 0, 1.0), 4, "cpu", cond)
+    assert torch.equal(plain, generate_uint8(loaded.module, noise(4, loaded.spec.z_dim, 0), 4, "cpu", cond))
+    assert not torch.equal(plain, generate_uint8(loaded.module, truncated_noise(4, loaded.spec.z_dim, 0, 0.4), 4, "cpu", cond))
 
 
 def test_slerp_ends_exactly_at_its_endpoints_and_keeps_the_norm():
@@ -87,13 +87,14 @@ def test_slerp_ends_exactly_at_its_endpoints_and_keeps_the_norm():
     path = slerp(a, b, 9)
     assert torch.equal(path[0], a) and torch.equal(path[-1], b)
     norms = path.norm(dim=1)
-    assert norms.min() >= min(a.norm(), b.norm()) - 1e-4  # a straight line would sag to ~0.7 of it midway
+    assert norms.min() >= 0.98 * min(a.norm(), b.norm())  # on the shell: no sag
+    assert ((a + b) / 2).norm() < 0.8 * min(a.norm(), b.norm())  # where a straight line sags to ~0.7
 
 
 def test_noise_walk_ends_are_the_seeds_samples(checkpoints):
     loaded = load_generator(checkpoints / "none.pt")
     frames = walk(loaded, 8, seed=5)
-    ends = generate_uint8(loaded.module, noise(2, loaded.spec.z_dim, 5), 2)
+    ends = generate_uint8(loaded.module, noise(2, loaded.spec.z_dim, 5), 2, "cpu", torch.empty(2, 0))
     assert frames.shape == (8, 1, 28, 28)
     assert (frames[0].int() - ends[0].int()).abs().max() <= 1 and (frames[-1].int() - ends[1].int()).abs().max() <= 1
 
@@ -103,7 +104,7 @@ def test_label_walk_goes_from_one_class_to_another_at_fixed_noise(checkpoints):
     frames = walk(loaded, 6, seed=2, label="class 1", to="class 7")
     z = noise(1, loaded.spec.z_dim, 2)
     for frame, cls in ((frames[0], 1), (frames[-1], 7)):
-        expected = generate_uint8(loaded.module, z, 1, cond=torch.tensor([cls]))[0]
+        expected = generate_uint8(loaded.module, z, 1, "cpu", torch.tensor([cls]))[0]
         assert (frame.int() - expected.int()).abs().max() <= 1
     assert not torch.equal(frames[0], frames[-1])
 
@@ -113,8 +114,8 @@ def test_encoding_walk_goes_from_one_encoding_to_another(checkpoints):
     a, b = torch.randn(2, 1, loaded.spec.cond_dim, generator=torch.Generator().manual_seed(0))
     z, codes = walk_inputs(loaded.spec.z_dim, 5, 0, a, b)
     assert torch.equal(codes[0], a[0]) and torch.equal(codes[-1], b[0]) and torch.equal(z[0], z[-1])
-    frames = generate_uint8(loaded.module, z, 5, cond=codes)
-    assert torch.equal(frames[0], generate_uint8(loaded.module, z[:1], 1, cond=a)[0])
+    frames = generate_uint8(loaded.module, z, 5, "cpu", codes)
+    assert torch.equal(frames[0], generate_uint8(loaded.module, z[:1], 1, "cpu", a)[0])
 
 
 def test_interpolate_command_writes_a_strip_and_a_gif(checkpoints, tmp_path):

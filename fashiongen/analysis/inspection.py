@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fashiongen.analysis.interpolation import render_walk, walk_inputs
+from fashiongen.analysis.interpolation import condition_code, render_walk, walk_inputs
 from fashiongen.analysis.memorisation import memorisation, mifid, neighbour_rows
 from fashiongen.analysis.per_class import intra_class_fid, per_class_metrics, per_class_table
 from fashiongen.analysis.truncation import truncated_noise
@@ -62,7 +62,7 @@ class Scored:
     module: torch.nn.Module
     z_dim: int
     fakes: torch.Tensor  # uint8 N×C×H×W, drawn from noise(N, z_dim, seed)
-    cond: torch.Tensor | None  # the condition of each sample (that of the test image at test_index)
+    cond: torch.Tensor  # the condition of each sample (that of the test image at test_index; N×0 for none)
     test_index: np.ndarray  # which test images were scored
     test: tuple[torch.Tensor, torch.Tensor]  # their (features, logits) in the scoring space
     fake: tuple[torch.Tensor, torch.Tensor]  # the samples' (features, logits) in the scoring space
@@ -90,7 +90,7 @@ def inspect_generator(cfg: EvaluateConfig, data: PreparedData, scored: Scored, o
 
     labels = np.asarray(test.labels)[scored.test_index]
     intra = None
-    if scored.cond is not None:
+    if scored.cond.numel():  # a conditional generator
         intra = intra_class_fid(scored.test[0], labels, scored.fake[0], labels, data.num_classes)
     table = per_class_table(data.classes, fake_logits.argmax(1).numpy(), test_logits.argmax(1).numpy(), labels,
                             cfg.underproduced_ratio, intra)
@@ -103,7 +103,7 @@ def inspect_generator(cfg: EvaluateConfig, data: PreparedData, scored: Scored, o
     save_grid(out_dir / OUTPUTS["interpolation"], interpolation_strips(cfg.seed, scored, labels, data.num_classes, device),
               nrow=WALK_STEPS)
     log.info("copy rate %.4f (reference %.4f), MiFID %.3f, under-produced: %s", metrics["copy_rate"],
-             metrics["copy_rate_reference"], metrics["mifid"], ", ".join(metrics["underproduced"]) or "none")
+             metrics["copy_rate_floor"], metrics["mifid"], ", ".join(metrics["underproduced"]) or "none")
     return metrics
 
 
@@ -145,7 +145,7 @@ def truncation_sweep(cfg: EvaluateConfig, scored: Scored, device):
 def truncation_grid(cfg: EvaluateConfig, scored: Scored, device) -> torch.Tensor:
     """The first 8 samples' noise at ψ = 1 and at each ψ of the sweep, one row per ψ (uint8)."""
     columns = min(TRUNCATION_COLUMNS, len(scored.fakes))
-    cond = scored.cond[:columns] if scored.cond is not None else None
+    cond = scored.cond[:columns]
     rows = [
         generate_uint8(scored.module, truncated_noise(columns, scored.z_dim, cfg.seed, psi), columns, device, cond)
         for psi in sorted({1.0, *cfg.truncation}, reverse=True)
@@ -162,12 +162,9 @@ def interpolation_strips(seed: int, scored: Scored, labels: np.ndarray, num_clas
     """
     strips = []
     for r in range(WALKS):
-        start = end = None
-        if scored.cond is not None:
-            ends = (first_of_class(labels, r % num_classes), first_of_class(labels, (r + num_classes // 2) % num_classes))
-            with torch.no_grad():
-                start, end = (scored.module.code(scored.cond[[i]].to(device)).cpu() for i in ends)
-        z, codes = walk_inputs(scored.z_dim, WALK_STEPS, seed + r, start, end)
+        ends = (first_of_class(labels, r % num_classes), first_of_class(labels, (r + num_classes // 2) % num_classes))
+        start, end = (condition_code(scored.module, scored.cond[[i]].to(device)).cpu() for i in ends)
+        z, codes = walk_inputs(scored.z_dim, WALK_STEPS, seed + r, start, end if scored.cond.numel() else None)
         strips.append(render_walk(scored.module, z, codes, device))
     return torch.cat(strips)
 

@@ -28,7 +28,8 @@ SLERP_PARALLEL = 1e-6
 def slerp(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
     """``steps`` points (steps × D) on the great circle from ``a`` to ``b`` (D each), ends included.
 
-    Norms are interpolated linearly; nearly parallel vectors fall back to a straight line.
+    The norm stays close to the endpoints' (equal to it when theirs are equal);
+    nearly parallel vectors fall back to a straight line.
     """
     t = torch.linspace(0.0, 1.0, steps, dtype=torch.float64)[:, None]
     a64, b64 = a.double(), b.double()
@@ -48,35 +49,38 @@ def lerp(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
     return walk.to(a.dtype)
 
 
+@torch.no_grad()
 def condition_code(generator: torch.nn.Module, cond: torch.Tensor) -> torch.Tensor:
-    """What a conditional generator concatenates to the noise for ``cond`` (B × width, float)."""
-    return generator.code(cond)
+    """The rows a generator takes beside the noise for conditions ``cond`` (B × width; B × 0 unconditional)."""
+    return generator.code(cond) if hasattr(generator, "code") else cond
+
+
+def from_code(generator: torch.nn.Module, z: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+    """``G`` on noise and condition rows (see :func:`condition_code`)."""
+    return generator.from_code(z, code) if hasattr(generator, "from_code") else generator(z, code)
 
 
 def walk_inputs(
-    z_dim: int, steps: int, seed: int, start: torch.Tensor | None = None, end: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Noise and condition codes of a walk: (steps × z_dim, steps × width or None).
+    z_dim: int, steps: int, seed: int, start: torch.Tensor, end: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Noise and condition rows of a walk: (steps × z_dim, steps × width).
 
-    ``start``/``end`` are condition codes (1 × width). With both, the noise is
-    fixed (row 0 of ``noise(·, seed)``) and the code moves from ``start`` to
-    ``end``; otherwise the noise slerps from row 0 to row 1 at the fixed code
-    ``start`` (or none).
+    ``start``/``end`` are condition rows (1 × width, :func:`condition_code`;
+    1 × 0 for an unconditional generator). With ``end``, the noise is fixed
+    (row 0 of ``noise(·, seed)``) and the condition moves from ``start`` to
+    ``end``; without, the noise slerps from row 0 to row 1 at ``start``.
     """
     z = noise(2, z_dim, seed)
-    if start is not None and end is not None:
+    if end is not None:
         return z[:1].expand(steps, -1).clone(), lerp(start[0], end[0], steps)
-    codes = start.expand(steps, -1).clone() if start is not None else None
-    return slerp(z[0], z[1], steps), codes
+    return slerp(z[0], z[1], steps), start.expand(steps, -1).clone()
 
 
 @torch.inference_mode()
-def render_walk(generator: torch.nn.Module, z: torch.Tensor, codes: torch.Tensor | None, device="cpu") -> torch.Tensor:
+def render_walk(generator: torch.nn.Module, z: torch.Tensor, codes: torch.Tensor, device="cpu") -> torch.Tensor:
     """The images of a walk, uint8 (steps × C × H × W) on the CPU, generator in eval mode."""
     generator.eval()
-    z = z.to(device)
-    out = generator(z) if codes is None else generator.from_code(z, codes.to(device))
-    return to_uint8(out).cpu()
+    return to_uint8(from_code(generator, z.to(device), codes.to(device))).cpu()
 
 
 def save_gif(path: Path | str, frames: torch.Tensor, frame_ms: int = 150) -> None:
@@ -115,13 +119,10 @@ def walk(
             "--to needs a conditional generator and a start: --label A --to B (model.condition: label) "
             f"or --like a.jpg --to b.jpg (model.condition: encoding); this generator has {condition!r}."
         )
-    start = end = None
-    cond = generation_conditions(loaded, 1, label, like, encoder_path, device)
-    if cond is not None:
-        with torch.no_grad():
-            start = loaded.module.code(cond.to(device)).cpu()
-            if to is not None:
-                to_label, to_like = (to, None) if condition == "label" else (None, Path(to))
-                end = loaded.module.code(generation_conditions(loaded, 1, to_label, to_like, encoder_path, device).to(device)).cpu()
-    z, codes = walk_inputs(loaded.spec.z_dim, steps, seed, start, end)
+    start = condition_code(loaded.module, generation_conditions(loaded, 1, label, like, encoder_path, device).to(device))
+    end = None
+    if to is not None:
+        to_label, to_like = (to, None) if condition == "label" else (None, Path(to))
+        end = condition_code(loaded.module, generation_conditions(loaded, 1, to_label, to_like, encoder_path, device).to(device))
+    z, codes = walk_inputs(loaded.spec.z_dim, steps, seed, start.cpu(), None if end is None else end.cpu())
     return render_walk(loaded.module, z, codes, device)

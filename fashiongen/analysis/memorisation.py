@@ -14,7 +14,7 @@ training images, which the low percentile accounts for). The copy rate is
 the share of samples with d(sample) < τ: a sample closer to a training image
 than all but ``percentile`` % of real unseen images are. A generator that
 samples the true distribution scores about ``percentile`` / 100 (reported as
-``copy_rate_reference``: the same share over the real test images); one
+``copy_rate_floor``: the same share over the real test images); one
 that returns training images scores 1.
 
 **MiFID** (memorisation-informed FID, Bai et al. 2021, the Kaggle "Generative
@@ -98,7 +98,7 @@ class Memorisation:
     """Result of :func:`memorisation` (distances in feature units)."""
 
     copy_rate: float
-    copy_rate_reference: float
+    copy_rate_floor: float
     copy_threshold: float
     neighbour_distances: torch.Tensor  # N × k, ascending, per sample
     neighbour_indices: torch.Tensor  # N × k, into the training split
@@ -106,7 +106,7 @@ class Memorisation:
     def metrics(self) -> dict[str, float]:
         return {
             "copy_rate": self.copy_rate,
-            "copy_rate_reference": self.copy_rate_reference,
+            "copy_rate_floor": self.copy_rate_floor,
             "copy_threshold": self.copy_threshold,
             "nn_distance_median": float(self.neighbour_distances[:, 0].median()),
         }
@@ -125,7 +125,7 @@ def memorisation(
     threshold = copy_threshold(real_distances[:, 0], percentile)
     return Memorisation(
         copy_rate=copy_rate(fake_distances[:, 0], threshold),
-        copy_rate_reference=copy_rate(real_distances[:, 0], threshold),
+        copy_rate_floor=copy_rate(real_distances[:, 0], threshold),
         copy_threshold=threshold,
         neighbour_distances=fake_distances,
         neighbour_indices=fake_index,

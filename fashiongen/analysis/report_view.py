@@ -78,7 +78,7 @@ def _memorisation_sentence(metrics: dict) -> str:
     if "copy_rate" not in metrics:
         return ""
     return html.escape(
-        f"Copy rate {metrics['copy_rate']:.4f} (real held-out images: {metrics['copy_rate_reference']:.4f}): the share "
+        f"Copy rate {metrics['copy_rate']:.4f} (real held-out images: {metrics['copy_rate_floor']:.4f}): the share "
         f"of samples nearer to a training image than {metrics['copy_threshold']:.4g}, the "
         f"low percentile of real test images' nearest-training distances. MiFID {metrics.get('mifid', float('nan')):.4g}."
     )

@@ -34,6 +34,6 @@ def prepare(cfg: DataConfig, raw_dir: Path, out_dir: Path) -> dict:
 
         return prepare_folder(
             raw_dir, out_dir, Path(cfg.folder), cfg.resolved_image_size(), cfg.resolved_channels(),
-            cfg.test_fraction, cfg.subset, cfg.workers, select=balanced_first_n,
+            cfg.test_fraction, cfg.subset, cfg.workers, select=balanced_first_n, background=cfg.alpha_background,
         )
     return prepare_fashion_mnist(raw_dir, out_dir, cfg.subset)

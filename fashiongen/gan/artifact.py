@@ -1,10 +1,13 @@
 """The trained generator as a file: everything needed to rebuild it, nothing else.
 
-``models/generator.pt`` is a dict with ``format``, ``config`` (a
-:class:`GeneratorSpec` as a plain dict: architecture, sizes), ``state_dict``,
-``classes`` and ``params`` (the resolved params.yaml it was trained with). It
-holds only tensors and plain Python values, so it loads with
-``torch.load(weights_only=True)`` and rebuilds without params.yaml.
+``models/generator.pt`` is a model file (:mod:`fashiongen.model_files`) with
+``config`` (a :class:`GeneratorSpec` as a plain dict: architecture, sizes),
+``layout`` (the version of the architecture's tensor layout,
+:mod:`fashiongen.models.layouts`), ``state_dict``, ``classes`` and ``params``
+(the resolved params.yaml it was trained with). It holds only tensors and
+plain Python values, so it loads with ``torch.load(weights_only=True)`` and
+rebuilds without params.yaml. A file of an older layout is converted on
+loading, or refused with the version it has and the one needed.
 """
 
 from __future__ import annotations
@@ -17,11 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from fashiongen.atomic import save_torch
 from fashiongen.errors import CheckpointError
+from fashiongen.model_files import GENERATOR, read_model_file, save_model_file
 from fashiongen.models import factory as models
-
-FORMAT = "fashiongen.generator.v1"
+from fashiongen.models import layouts
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class GeneratorSpec:
     channels: int
     image_size: int
     arch: str = "dcgan"
-    condition: str = "none"  # none | label | encoding
+    condition: str = "none"  # a kind of fashiongen.gan.conditions (none | label | encoding)
     num_classes: int = 0
     cond_dim: int = 0  # class embedding size (label) or encoding size (encoding)
     encoder: str | None = None  # id of the encoder whose encodings it was trained on (encoding)
@@ -55,10 +57,15 @@ class GeneratorSpec:
 
 
 def build_generator(spec: GeneratorSpec) -> nn.Module:
+    """The untrained network ``G(z, c)`` of ``spec``; a :class:`CheckpointError` for an unknown arch or condition."""
+    from fashiongen.gan.conditions import KINDS
+
+    if spec.condition not in KINDS:
+        raise CheckpointError(f"cannot build the generator: unknown condition {spec.condition!r} (known: {', '.join(KINDS)}).")
     try:
         return models.build_generator(
             spec.arch, spec.z_dim, spec.width, spec.channels, spec.image_size,
-            condition=spec.condition, num_classes=spec.num_classes, cond_dim=spec.cond_dim,
+            condition=KINDS[spec.condition], num_classes=spec.num_classes, cond_dim=spec.cond_dim,
         )
     except ValueError as exc:
         raise CheckpointError(f"cannot build the generator: {exc}") from None
@@ -81,11 +88,11 @@ def save_generator_state(
     path: Path | str, state: dict[str, torch.Tensor], spec: GeneratorSpec, classes: list[str], params: dict,
     extra: dict | None = None,
 ) -> None:
-    """Write a generator's tensors with its config (the format :func:`load_generator` reads)."""
-    save_torch(
-        path,
-        {"format": FORMAT, "config": spec.to_dict(), "state_dict": state, "classes": classes, "params": params,
-         "info": extra or {}},
+    """Write a generator's tensors with its config and today's layout version (what :func:`load_generator` reads)."""
+    save_model_file(
+        path, GENERATOR,
+        {"config": spec.to_dict(), "state_dict": state, "classes": classes, "params": params, "info": extra or {}},
+        layout=layouts.current(spec.arch),
     )
 
 
@@ -102,19 +109,24 @@ class LoadedGenerator:
 def load_generator(path: Path | str, device: torch.device | str = "cpu") -> LoadedGenerator:
     """Rebuild a generator from ``path``; every failure names the file and the problem."""
     path = Path(path)
-    payload = _read_payload(path)
+    payload = read_model_file(path, GENERATOR, check_layout=False)
     spec = GeneratorSpec.from_dict(payload["config"], source=str(path))
+    params = payload.get("params", {})
+    layout = payload.get("layout")
+    if layout is None:  # written before layout versions were recorded
+        layout = layouts.infer_unversioned(payload["config"], params)
+    state = layouts.upgrade(payload["state_dict"], payload["config"], layout, source=str(path))
     module = build_generator(spec)
-    mismatches = state_dict_mismatches(module.state_dict(), payload["state_dict"])
+    mismatches = state_dict_mismatches(module.state_dict(), state)
     if mismatches:
         raise CheckpointError(
             f"{path}: its weights do not fit its config {spec.to_dict()}: " + "; ".join(mismatches[:5])
             + ("; ..." if len(mismatches) > 5 else "")
             + ". The file was assembled from different runs; retrain with `dvc repro train`."
         )
-    module.load_state_dict(payload["state_dict"])
+    module.load_state_dict(state)
     module.to(device).eval()
-    return LoadedGenerator(module=module, spec=spec, classes=list(payload.get("classes", [])), params=payload.get("params", {}))
+    return LoadedGenerator(module=module, spec=spec, classes=list(payload.get("classes", [])), params=params)
 
 
 def state_dict_mismatches(expected: dict, found: dict) -> list[str]:
@@ -127,19 +139,3 @@ def state_dict_mismatches(expected: dict, found: dict) -> list[str]:
         if name in found and tuple(found[name].shape) != tuple(tensor.shape)
     ]
     return problems
-
-
-def _read_payload(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise CheckpointError(f"{path} does not exist; train a generator first (`dvc repro train`).")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise CheckpointError(
-            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {str(exc)[:200]}); "
-            "it may be truncated or corrupt: retrain with `dvc repro train`."
-        ) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise CheckpointError(f"{path} is not a FashionGen generator (format {found!r}, expected {FORMAT!r}).")
-    return payload

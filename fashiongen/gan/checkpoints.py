@@ -1,21 +1,27 @@
 """Training checkpoints: enough state to continue a killed run bit for bit.
 
-A checkpoint holds both networks, both optimisers, the epoch and step, every
-random number generator's state (the trainer's own, torch's CPU and CUDA
-generators, NumPy's and Python's), dvclive's step, and the *run identity*:
-the params and data fingerprint that determine the training trajectory. It is
-written atomically (temp file, fsync, rename) to ``models/checkpoints/``.
+A checkpoint holds the training run's state (:class:`fashiongen.gan.run_state.TrainingRun`:
+both networks, both optimisers, the EMA, the epoch, every random number
+generator's state, the best generator so far, dvclive's step) and the *run
+identity* (:mod:`fashiongen.gan.run_identity`): the code, params and data that
+determine the trajectory. It is a model file (:mod:`fashiongen.model_files`)
+written atomically to ``models/checkpoints/``, which is the train stage's work
+area and not a DVC output: DVC never deletes, restores or pulls it, so a
+finished run's outputs and the resume state never disturb each other.
 
-On start, the train stage resumes from the newest checkpoint that loads and
-whose run identity equals the current one. A checkpoint that does not load
-(truncated, corrupt) is reported and the previous one tried. A checkpoint of
-another run (other params or data, or networks of other shapes because the
-code that builds them changed) is reported with what differs, and training
-starts afresh.
+Random streams across devices: the trainer's generator lives on the training
+device, and a CUDA generator's state (Philox, 16 bytes) cannot be loaded into a
+CPU generator (MT19937, 5,056 bytes) or the other way round. A checkpoint
+records the device type of each stream; resumed on another type, that stream
+is reseeded from ``train.seed`` and the epoch (:func:`reseed_value`) and the
+log says so: the run continues correctly, but not bit-identically to an
+uninterrupted run on one device. The CPU-side streams (torch, NumPy, Python)
+always resume exactly.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import re
@@ -26,19 +32,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from fashiongen.atomic import save_torch
+from fashiongen.atomic import write_json
+from fashiongen.model_files import TRAIN_CHECKPOINT, read_model_file, save_model_file
 
 log = logging.getLogger(__name__)
 
-FORMAT = "fashiongen.train-checkpoint.v1"
 _NAME = re.compile(r"^epoch_(\d{4,})\.pt$")
+PUBLISHED_NAME = "published.json"
+RESEED_SALT = 0x6A09E667  # a stream reseeded on another device differs from any seed a run starts with
 
 
 def capture_rng(trainer_rng: torch.Generator) -> dict[str, Any]:
-    """The state of every RNG a training step may draw from."""
+    """The state of every RNG a training step may draw from, with the trainer stream's device type."""
     kind, keys, position, has_gauss, cached = np.random.get_state()
     return {
         "trainer": trainer_rng.get_state(),
+        "trainer_device": trainer_rng.device.type,
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(position),
@@ -47,10 +56,40 @@ def capture_rng(trainer_rng: torch.Generator) -> dict[str, Any]:
     }
 
 
-def restore_rng(state: dict[str, Any], trainer_rng: torch.Generator) -> None:
-    trainer_rng.set_state(state["trainer"])
+def reseed_value(seed: int, epoch: int) -> int:
+    """The seed of a stream that cannot resume on this device: a function of ``train.seed`` and the epoch."""
+    return (seed * 1_000_003 + epoch) ^ RESEED_SALT
+
+
+def set_generator_state(generator: torch.Generator, state: torch.Tensor, saved_device: str | None,
+                        fallback_seed: int, what: str) -> bool:
+    """Load ``state`` into ``generator``, or reseed it with ``fallback_seed`` when it was another device's stream.
+
+    ``saved_device`` is the device type the state was captured on (None for
+    checkpoints that did not record it: then the state's size decides).
+    Returns True when the stream resumed exactly.
+    """
+    current = generator.device.type
+    foreign = saved_device is not None and saved_device != current
+    if not foreign and state.numel() != generator.get_state().numel():
+        foreign = True
+    if not foreign:
+        generator.set_state(state)
+        return True
+    log.warning(
+        "%s was a %s random stream and this run is on %s: it is reseeded (train.seed, epoch) instead; "
+        "training continues correctly but not bit-identically to an uninterrupted run",
+        what, saved_device or "another device's", current,
+    )
+    generator.manual_seed(fallback_seed)
+    return False
+
+
+def restore_rng(state: dict[str, Any], trainer_rng: torch.Generator, fallback_seed: int = 0) -> None:
+    """Restore :func:`capture_rng`'s streams; a foreign-device trainer stream is reseeded (see the module doc)."""
+    set_generator_state(trainer_rng, state["trainer"], state.get("trainer_device"), fallback_seed, "the trainer's noise stream")
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
     numpy = state["numpy"]
     np.random.set_state(
@@ -64,26 +103,6 @@ def _as_tuples(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return tuple(_as_tuples(item) for item in value)
     return value
-
-
-def identity_differences(
-    saved: dict[str, Any], current: dict[str, Any], prefix: str = "", defaults: dict[str, Any] | None = None
-) -> list[str]:
-    """``["train.lr_g: 0.0002 -> 0.0001", ...]``: where two run identities differ.
-
-    ``defaults`` (same layout) fills keys that ``saved`` lacks: params added
-    since the checkpoint was written, whose defaults keep the old behaviour.
-    """
-    defaults = defaults or {}
-    differences = []
-    for key in sorted(set(saved) | set(current)):
-        name = f"{prefix}{key}"
-        old, new = saved.get(key, defaults.get(key, "<absent>")), current.get(key, "<absent>")
-        if isinstance(old, dict) and isinstance(new, dict):
-            differences += identity_differences(old, new, prefix=f"{name}.", defaults=defaults.get(key))
-        elif old != new:
-            differences.append(f"{name}: {old!r} -> {new!r}")
-    return differences
 
 
 def shape_differences(saved: dict[str, dict], current: dict[str, dict]) -> list[str]:
@@ -105,7 +124,12 @@ def shape_differences(saved: dict[str, dict], current: dict[str, dict]) -> list[
 
 @dataclass
 class CheckpointStore:
-    """The checkpoints of one run in ``folder``, newest kept, older pruned to ``keep``."""
+    """The checkpoints of one run in ``folder``, newest kept, older pruned to ``keep``.
+
+    ``folder/published.json`` records which checkpoint's run has had its
+    outputs published (swapped into ``models/`` and ``results/``): such a run
+    is finished, and is never resumed by accident.
+    """
 
     folder: Path
     keep: int = 2
@@ -126,45 +150,38 @@ class CheckpointStore:
 
     def save(self, payload: dict[str, Any]) -> Path:
         path = self.path_for(payload["epoch"])
-        save_torch(path, {"format": FORMAT, **payload})
+        save_model_file(path, TRAIN_CHECKPOINT, payload)
         for stale in self.existing()[self.keep :]:
             stale.unlink(missing_ok=True)
         return path
 
     def clear(self) -> None:
+        """Remove every checkpoint, leftover temporary file and the published mark."""
         for path in self.existing():
             path.unlink()
-        for leftover in self.folder.glob(".epoch_*.tmp") if self.folder.is_dir() else []:
-            leftover.unlink()
+        if self.folder.is_dir():
+            for leftover in self.folder.glob(".epoch_*.tmp"):
+                leftover.unlink()
+        (self.folder / PUBLISHED_NAME).unlink(missing_ok=True)
 
-    def load_resumable(
-        self, identity: dict[str, Any], networks: dict[str, dict] | None = None, defaults: dict[str, Any] | None = None
-    ) -> dict[str, Any] | None:
-        """The newest readable checkpoint of this run, or None (with the reason logged).
+    def mark_published(self, identity_digest: str, epoch: int) -> None:
+        write_json(self.folder / PUBLISHED_NAME, {"identity": identity_digest, "epoch": epoch})
 
-        ``networks`` (``{"generator": state_dict, ...}``) are the networks it
-        must load into; a checkpoint whose tensors have other shapes is of
-        another run, as one of other params is. ``defaults`` stand in for
-        identity keys the checkpoint lacks (see :func:`identity_differences`).
-        """
+    def is_published(self, identity_digest: str, epoch: int) -> bool:
+        try:
+            mark = json.loads((self.folder / PUBLISHED_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return mark == {"identity": identity_digest, "epoch": epoch}
+
+    def newest_readable(self) -> dict[str, Any] | None:
+        """The newest checkpoint that loads (with ``path`` added), or None; damaged ones are reported and passed over."""
         for path in self.existing():
             try:
-                payload = torch.load(path, map_location="cpu", weights_only=True)
-                if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-                    raise ValueError(f"not a FashionGen training checkpoint ({FORMAT})")
+                payload = read_model_file(path, TRAIN_CHECKPOINT)
             except Exception as exc:  # a damaged file can raise many exception types
-                log.warning("%s is unreadable (%s: %s); trying the previous checkpoint", path, type(exc).__name__, str(exc)[:120])
+                log.warning("%s is unreadable (%s); trying the previous checkpoint", path, str(exc)[:200])
                 continue
-            differences = identity_differences(payload["identity"], identity, defaults=defaults)
-            if differences:
-                log.info("%s belongs to another run (%s); training from scratch", path, "; ".join(differences))
-                return None
-            differences = shape_differences(payload["trainer"], networks) if networks else []
-            if differences:
-                log.info("%s was written for networks of other shapes (%s); training from scratch",
-                         path, "; ".join(differences[:3]))
-                return None
-            log.info("resuming from %s (epoch %d, step %d)", path, payload["epoch"], payload["global_step"])
             payload["path"] = str(path)
             return payload
         return None

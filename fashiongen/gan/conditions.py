@@ -1,72 +1,261 @@
-"""The conditions a generator is trained and sampled with (``model.condition``).
+"""What a generator is given besides noise (``model.condition``): one registered kind per choice.
 
-- ``none``: nothing; ``G(z)``.
-- ``label``: the class index of each training image; sampling draws classes.
-- ``encoding``: the precomputed ResNet encoding of each training image
-  (``data/encodings``); sampling uses encodings of real images.
+Every generator is called ``G(z, c)`` and every discriminator ``D(x, c)``;
+``c`` is one row per image: an empty row (width 0) for ``none``, as
+StyleGAN2-ADA passes ``c`` with ``c_dim = 0`` to unconditional networks. A
+:class:`ConditionKind` owns everything that differs between choices:
 
-Training looks the condition of a batch up by the batch's image indices, on
-the device, like the images themselves.
+- ``width``: the columns the condition adds to the generator's input;
+- how it wraps the base networks (:meth:`wrap_generator`, :meth:`wrap_discriminator`);
+- its values: of each training image (:meth:`values`), of each real image an
+  evaluation compares with (:meth:`real_values`), for a preview grid
+  (:meth:`grid_rows`), and drawn for sampling (:meth:`Conditions.sample`);
+- how ``fashiongen generate --label/--like`` become a condition (:meth:`from_request`);
+- what it needs: class labels (``needs_labels``), the ResNet encoder (``uses_encoder``).
+
+Kinds:
+
+- ``none``: nothing; the classic DCGAN.
+- ``label``: the class index; the generator embeds it (``model.embed_dim``) and
+  concatenates it with the noise, the discriminator adds a projection term
+  (Miyato & Koyama 2018, "cGANs with projection discriminator").
+- ``encoding``: the precomputed ResNet encoding of a real image (``data/encodings``),
+  concatenated with the noise, and a projection discriminator on it.
+
+Adding a kind: subclass :class:`ConditionKind`, register it in :data:`KINDS`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
+from torch import nn
+
+from fashiongen.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fashiongen.data.prepared import PreparedData
+    from fashiongen.gan.artifact import LoadedGenerator
 
 GRID_ROWS = 8
 
 
+class ConditionKind:
+    """One choice of ``model.condition`` (see the module doc)."""
+
+    name: ClassVar[str]
+    needs_labels: ClassVar[bool] = False  # the prepared data must have class labels
+    uses_encoder: ClassVar[bool] = False  # the train_encoder and encode stages do real work for it
+
+    @property
+    def conditional(self) -> bool:
+        """Whether samples follow a condition (and get class consistency and diversity scores)."""
+        return True
+
+    def width(self, embed_dim: int, encoding_dim: int) -> int:
+        """Columns the condition adds to the generator's input."""
+        raise NotImplementedError
+
+    def wrap_generator(self, base: nn.Module, num_classes: int, width: int) -> nn.Module:
+        """``G(z, c)`` from a base network built for ``z_dim + width`` inputs, called ``base(z, code)``."""
+        from fashiongen.models.conditioning import ConditionalGenerator
+
+        return ConditionalGenerator(base, self.embedding(num_classes, width))
+
+    def embedding(self, num_classes: int, width: int) -> nn.Module | None:
+        """What turns ``c`` into the generator's extra input columns (None: ``c`` as it is)."""
+        return None
+
+    def wrap_discriminator(self, base: nn.Module, num_classes: int, width: int) -> nn.Module:
+        """``D(x, c)`` from a base discriminator with ``features``/``head``/``feature_channels``."""
+        from fashiongen.models.conditioning import ProjectionDiscriminator
+
+        return ProjectionDiscriminator(base, self.projection(num_classes, width, base.feature_channels))
+
+    def projection(self, num_classes: int, width: int, channels: int) -> nn.Module:
+        raise NotImplementedError
+
+    def values(self, labels: np.ndarray, num_classes: int, encodings_dir: Path, split: str,
+               encoder_id: str | None = None) -> torch.Tensor:
+        """The condition of every image of ``split`` (CPU tensor, one row per image, in file order)."""
+        raise NotImplementedError
+
+    def grid_rows(self, values: torch.Tensor, labels: np.ndarray, num_classes: int, rows: np.ndarray) -> torch.Tensor:
+        """Conditions of a preview grid: grid row ``r`` shows class ``r`` (label) or one source image (encoding)."""
+        sources = [int(np.flatnonzero(labels == c % num_classes)[0]) for c in range(GRID_ROWS)]
+        return values[torch.as_tensor([sources[r % GRID_ROWS] for r in rows], device=values.device)]
+
+    def sample(self, values: torch.Tensor, n: int, rng: torch.Generator) -> torch.Tensor:
+        """``n`` conditions drawn like the training data's (the conditions of random training images)."""
+        index = torch.randint(len(values), (n,), generator=rng)
+        return values[index.to(values.device)]
+
+    def from_request(self, loaded: "LoadedGenerator", n: int, label: str | None, like: Path | None,
+                     encoder_path: Path, device) -> torch.Tensor:
+        """The condition of ``n`` samples asked for on the command line (``--label``, ``--like``)."""
+        self._refuse(label, "--label", "label")
+        self._refuse(like, "--like", "encoding")
+        return self.default_request(loaded, n)
+
+    def default_request(self, loaded: "LoadedGenerator", n: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _refuse(self, value: Any, option: str, kind: str) -> None:
+        if value is not None:
+            raise ConfigError(f"{option} needs a generator trained with model.condition: {kind}; this one has {self.name!r}.")
+
+
+class NoCondition(ConditionKind):
+    name = "none"
+
+    @property
+    def conditional(self) -> bool:
+        return False
+
+    def width(self, embed_dim: int, encoding_dim: int) -> int:
+        return 0
+
+    def wrap_generator(self, base: nn.Module, num_classes: int, width: int) -> nn.Module:
+        return base  # base(z, c) with an empty c
+
+    def wrap_discriminator(self, base: nn.Module, num_classes: int, width: int) -> nn.Module:
+        return base
+
+    def values(self, labels, num_classes, encodings_dir, split, encoder_id=None) -> torch.Tensor:
+        return torch.empty(len(labels), 0)
+
+    def grid_rows(self, values, labels, num_classes, rows) -> torch.Tensor:
+        return values.new_empty(len(rows), 0)
+
+    def sample(self, values: torch.Tensor, n: int, rng: torch.Generator) -> torch.Tensor:
+        return values.new_empty(n, 0)  # draws nothing from rng
+
+    def default_request(self, loaded, n: int) -> torch.Tensor:
+        return torch.empty(n, 0)
+
+
+class LabelCondition(ConditionKind):
+    name = "label"
+    needs_labels = True
+
+    def width(self, embed_dim: int, encoding_dim: int) -> int:
+        return embed_dim
+
+    def embedding(self, num_classes: int, width: int) -> nn.Module:
+        return nn.Embedding(num_classes, width)
+
+    def projection(self, num_classes: int, width: int, channels: int) -> nn.Module:
+        return nn.Embedding(num_classes, channels)
+
+    def values(self, labels, num_classes, encodings_dir, split, encoder_id=None) -> torch.Tensor:
+        return torch.as_tensor(np.array(labels, dtype=np.int64))
+
+    def grid_rows(self, values, labels, num_classes, rows) -> torch.Tensor:
+        return torch.as_tensor(rows % num_classes, device=values.device)
+
+    def from_request(self, loaded, n, label, like, encoder_path, device) -> torch.Tensor:
+        self._refuse(like, "--like", "encoding")
+        if label is None:
+            return self.default_request(loaded, n)
+        from fashiongen.generation import resolve_label
+
+        return torch.full((n,), resolve_label(label, loaded.classes), dtype=torch.long)
+
+    def default_request(self, loaded, n: int) -> torch.Tensor:
+        return torch.arange(n) % loaded.spec.num_classes  # cycle through the classes, one per grid row
+
+
+class EncodingCondition(ConditionKind):
+    name = "encoding"
+    needs_labels = True  # the encoder learns by classifying
+    uses_encoder = True
+
+    def width(self, embed_dim: int, encoding_dim: int) -> int:
+        return encoding_dim
+
+    def projection(self, num_classes: int, width: int, channels: int) -> nn.Module:
+        return nn.Linear(width, channels, bias=False)
+
+    def values(self, labels, num_classes, encodings_dir, split, encoder_id=None) -> torch.Tensor:
+        from fashiongen.encoding import load_encodings
+
+        codes = load_encodings(encodings_dir, split, encoder_id=encoder_id)
+        if len(codes) != len(labels):
+            raise DataError(
+                f"{encodings_dir}: {len(codes)} {split} encodings for {len(labels)} {split} images; rerun `dvc repro encode`."
+            )
+        return torch.from_numpy(np.array(codes, dtype=np.float32))  # a copy: the file is memory-mapped, read-only
+
+    def from_request(self, loaded, n, label, like, encoder_path, device) -> torch.Tensor:
+        self._refuse(label, "--label", "label")
+        if like is None:
+            raise ConfigError("this generator varies a real image (model.condition: encoding); pass --like IMAGE.")
+        from fashiongen.generation import encode_user_image
+
+        return encode_user_image(loaded, like, encoder_path, device).expand(n, -1)
+
+
+KINDS: dict[str, ConditionKind] = {kind.name: kind for kind in (NoCondition(), LabelCondition(), EncodingCondition())}
+
+
+def condition_kind(name: str) -> ConditionKind:
+    """The registered kind called ``name``; a :class:`ConfigError` listing the kinds otherwise."""
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ConfigError(f"unknown model.condition {name!r}; choose one of {', '.join(KINDS)}.") from None
+
+
+def encoder_of(kind: ConditionKind, encodings_dir: Path) -> str | None:
+    """The id of the encoder behind ``data/encodings`` when ``kind`` uses one (recorded in generators)."""
+    if not kind.uses_encoder:
+        return None
+    from fashiongen.encoding import encodings_meta
+
+    return encodings_meta(encodings_dir)["encoder"]
+
+
 @dataclass
 class Conditions:
-    kind: str  # none | label | encoding
-    values: torch.Tensor | None  # one per training image: int64 class or float32 encoding, on the device
+    """The training split's conditions, on the training device, one row per image."""
+
+    kind: ConditionKind
+    values: torch.Tensor  # N rows: int64 classes, float32 encodings, or N×0 for none
     labels: np.ndarray  # class of each training image (for grids)
     num_classes: int
 
     @property
     def width(self) -> int:
-        """Columns an encoding adds to the generator's input (label: set by model.embed_dim)."""
-        return int(self.values.shape[1]) if self.kind == "encoding" else 0
+        """Columns an encoding adds to the generator's input (read from the data; label: set by model.embed_dim)."""
+        return int(self.values.shape[1]) if self.values.ndim == 2 else 0
 
-    def of(self, index: torch.Tensor | np.ndarray) -> torch.Tensor | None:
+    def of(self, index: torch.Tensor | np.ndarray) -> torch.Tensor:
         """The conditions of the training images at ``index``."""
-        if self.values is None:
-            return None
         return self.values[torch.as_tensor(index, device=self.values.device)]
 
-    def sample(self, n: int, rng: torch.Generator) -> torch.Tensor | None:
-        """``n`` conditions drawn like the training data's (random training images' conditions)."""
-        if self.values is None:
-            return None
-        index = torch.randint(len(self.values), (n,), generator=rng)
-        return self.values[index.to(self.values.device)]
+    def sample(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        return self.kind.sample(self.values, n, rng)
 
-    def grid(self, n: int) -> torch.Tensor | None:
-        """Conditions for an 8-column preview grid: each row one class (label) or one source image (encoding)."""
-        if self.values is None:
-            return None
+    def grid(self, n: int) -> torch.Tensor:
+        """Conditions for an 8-row preview grid of ``n`` samples."""
         rows = np.arange(n) // (n // GRID_ROWS if n >= GRID_ROWS else 1)
-        if self.kind == "label":
-            return torch.as_tensor(rows % self.num_classes, device=self.values.device)
-        sources = [int(np.flatnonzero(self.labels == c % self.num_classes)[0]) for c in range(GRID_ROWS)]
-        return self.values[torch.as_tensor([sources[r % GRID_ROWS] for r in rows], device=self.values.device)]
+        return self.kind.grid_rows(self.values, self.labels, self.num_classes, rows)
 
 
-def load_conditions(kind: str, labels: np.ndarray, num_classes: int, encodings_dir: Path, device) -> Conditions:
-    """The training split's conditions for ``kind`` (``encodings_dir`` is read only for ``encoding``)."""
-    if kind == "none":
-        return Conditions(kind, None, labels, num_classes)
-    if kind == "label":
-        return Conditions(kind, torch.as_tensor(np.array(labels, dtype=np.int64), device=device), labels, num_classes)
-    from fashiongen.encoding import load_encodings
+def load_conditions(kind: ConditionKind, labels: np.ndarray, num_classes: int, encodings_dir: Path, device) -> Conditions:
+    """The training split's conditions for ``kind`` (``encodings_dir`` is read only by kinds that use it)."""
+    values = kind.values(labels, num_classes, encodings_dir, "train").to(device)
+    return Conditions(kind, values, labels, num_classes)
 
-    codes = load_encodings(encodings_dir, "train")
-    if len(codes) != len(labels):
-        from fashiongen.errors import DataError
 
-        raise DataError(f"{encodings_dir}: {len(codes)} encodings for {len(labels)} training images; rerun `dvc repro encode`.")
-    return Conditions(kind, torch.from_numpy(np.array(codes)).to(device), labels, num_classes)  # a copy: the file is memory-mapped, read-only
+def check_data_fits(kind: ConditionKind, data: "PreparedData", prepared_dir: Path) -> None:
+    """A :class:`ConfigError` when ``kind`` needs class labels that ``data`` lacks."""
+    if kind.needs_labels and not data.labelled:
+        raise ConfigError(
+            f"model.condition is {kind.name!r} but {prepared_dir} has no class labels (a folder without class "
+            "subfolders); use model.condition none, or sort the images into one subfolder per class."
+        )

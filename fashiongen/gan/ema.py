@@ -50,13 +50,13 @@ class GeneratorEMA:
 @torch.no_grad()
 def recompute_batchnorm(
     generator: nn.Module, z_dim: int, batch_size: int, seed: int, device,
-    conditions: Callable[[int, torch.Generator], torch.Tensor | None] | None = None,
+    conditions: Callable[[int, torch.Generator], torch.Tensor],
 ) -> None:
     """Replace the BatchNorm running statistics with the average over fresh noise batches.
 
     Leaves the module in eval mode. Uses a private RNG (``seed``), so the
-    training RNGs, and hence resumption, are not affected. A conditional
-    generator gets conditions from ``conditions(n, rng)``.
+    training RNGs, and hence resumption, are not affected. The generator gets
+    its conditions from ``conditions(n, rng)`` (empty rows when unconditional).
     """
     norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
@@ -70,8 +70,7 @@ def recompute_batchnorm(
     generator.train()
     for _ in range(STANDING_BATCHES):
         z = torch.randn(batch_size, z_dim, generator=rng).to(device)
-        cond = conditions(batch_size, rng) if conditions is not None else None
-        generator(z) if cond is None else generator(z, cond.to(device))
+        generator(z, conditions(batch_size, rng).to(device))
     for norm, momentum in zip(norms, momenta):
         norm.momentum = momentum
     generator.eval()

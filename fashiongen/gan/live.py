@@ -16,15 +16,15 @@ from typing import Any
 from fashiongen.atomic import atomic_write, write_json
 
 
-def open_live(results: Path, resume_from: dict[str, Any] | None):
-    """A dvclive ``Live`` on ``results``; fresh, or continuing at the checkpoint's step."""
+def open_live(results: Path, resume_at: tuple[int, dict[str, Any]] | None):
+    """A dvclive ``Live`` on ``results``; fresh, or continuing at a checkpoint's ``(step, summary)``."""
     from dvclive import Live
 
-    if resume_from is not None:
-        rewind_history(results, resume_from["live_step"], resume_from["live_summary"])
-    live = Live(dir=str(results), resume=resume_from is not None, dvcyaml=False, save_dvc_exp=False, report=None)
-    if resume_from is not None:
-        live.step = resume_from["live_step"]
+    if resume_at is not None:
+        rewind_history(results, *resume_at)
+    live = Live(dir=str(results), resume=resume_at is not None, dvcyaml=False, save_dvc_exp=False, report=None)
+    if resume_at is not None:
+        live.step = resume_at[0]
     return live
 
 

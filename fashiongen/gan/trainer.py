@@ -104,7 +104,8 @@ class GANTrainer:
             "rng": capture_rng(self.rng),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], fallback_seed: int = 0) -> None:
+        """Restore :meth:`state_dict`; ``fallback_seed`` reseeds a noise stream saved on another device type."""
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
@@ -113,7 +114,7 @@ class GANTrainer:
             self.ema.load_state_dict(state["ema"])
         self._d_updates = state["d_updates"]
         self._g_loss = state["g_loss"]
-        restore_rng(state["rng"], self.rng)
+        restore_rng(state["rng"], self.rng, fallback_seed)
 
     def sample_noise(self, n: int, device: torch.device) -> torch.Tensor:
         return torch.randn(n, self.z_dim, device=device, generator=self.rng)
@@ -127,26 +128,22 @@ class GANTrainer:
         """What the discriminator sees: the images, augmented when DiffAugment is on."""
         return self.augment(images, self.rng) if self.augment is not None else images
 
-    def _gen(self, z: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        return self._g(z) if cond is None else self._g(z, cond)
 
-    def _disc(self, images: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        return self._d(images) if cond is None else self._d(images, cond)
-
-    def step(self, real: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def step(self, real: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """One discriminator update, and every ``d_steps``-th call one generator update on the same fakes.
 
-        ``cond`` holds the conditions of the real images (class indices or
-        encodings); the fakes are generated for the same conditions.
+        ``cond`` holds the conditions of the real images (class indices,
+        encodings, or empty rows for an unconditional model); the fakes are
+        generated for the same conditions.
         """
         z = self.sample_noise(len(real), real.device)
         with self._autocast(real.device):
-            fake = self._gen(z, cond)
-            real_out = self._disc(self._view(real), cond).float()
-            fake_out = self._disc(self._view(fake.detach()), cond).float()
+            fake = self._g(z, cond)
+            real_out = self._d(self._view(real), cond).float()
+            fake_out = self._d(self._view(fake.detach()), cond).float()
         d_loss = self.loss.d_loss(real_out, fake_out)
         if self.loss.gradient_penalty:
-            d_loss = d_loss + self.gp_weight * gradient_penalty(lambda x: self._disc(x, cond), real, fake, self.rng)
+            d_loss = d_loss + self.gp_weight * gradient_penalty(lambda x: self._d(x, cond), real, fake, self.rng)
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         if self.grad_sync is not None:
@@ -167,10 +164,10 @@ class GANTrainer:
                 ]
             )
 
-    def _generator_update(self, fake: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+    def _generator_update(self, fake: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         with frozen(self.discriminator):
             with self._autocast(fake.device):
-                g_out = self._disc(self._view(fake), cond).float()
+                g_out = self._d(self._view(fake), cond).float()
             g_loss = self.loss.g_loss(g_out)
             self.opt_g.zero_grad(set_to_none=True)
             g_loss.backward()

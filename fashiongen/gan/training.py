@@ -8,25 +8,30 @@ step; a larger split is read batch by batch from its memory map
 every ``train.log_every`` steps, which is when dvclive, the progress bar and
 the NaN check see them.
 
-Every ``train.checkpoint_every`` epochs the full training state is saved to
-``models/checkpoints/``; a run that was killed resumes from there (see
-:mod:`fashiongen.gan.checkpoints`). In one process it ends with the same
-weights as a run that was never interrupted. Under torchrun the checkpoint
-holds rank 0's random state only, so a resumed run reseeds every rank's noise:
-it continues correctly but not bit-identically.
+The loop reads: build the trainer and the run state (:mod:`fashiongen.gan.run_state`),
+maybe resume, for each epoch train / sample a grid / measure FID / checkpoint,
+then publish. Logs, grids and checkpoints go to the work area
+``models/checkpoints/``; the stage's outputs are replaced only when the run
+has finished (:mod:`fashiongen.gan.outputs`), so a run that stops for any
+reason changes none of them.
+
+Every ``train.checkpoint_every`` epochs the full training state is saved; a
+run that was interrupted resumes from there when its code, params and data
+are the same (:mod:`fashiongen.gan.run_identity`), and in one process ends
+with the same weights as a run that was never interrupted. Anything else
+trains from scratch and the log says why. Under torchrun the checkpoint holds
+rank 0's random state only, so a resumed run reseeds every rank's noise: it
+continues correctly but not bit-identically.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
-import numpy as np
 import torch
 
 from fashiongen.atomic import reset_directory
@@ -38,12 +43,15 @@ from fashiongen.errors import ConfigError, TrainingDiverged
 from fashiongen.gan.artifact import GeneratorSpec, build_generator, cpu_state, save_generator_state
 from fashiongen.gan.augment import make_augment
 from fashiongen.gan import distributed
-from fashiongen.gan.checkpoints import CheckpointStore
-from fashiongen.gan.conditions import Conditions, load_conditions
+from fashiongen.gan.checkpoints import CheckpointStore, shape_differences
+from fashiongen.gan.conditions import Conditions, check_data_fits, condition_kind, encoder_of, load_conditions
 from fashiongen.gan.distributed import Ranks
 from fashiongen.gan.ema import GeneratorEMA, recompute_batchnorm
 from fashiongen.gan.live import open_live
 from fashiongen.gan.monitor import FidMonitor
+from fashiongen.gan.outputs import TrainPaths, publish_logs
+from fashiongen.gan.run_identity import identity_digest, params_identity, run_identity
+from fashiongen.gan.run_state import TrainingRun, resume_plan
 from fashiongen.gan.losses import make_loss
 from fashiongen.gan.sampling import generate_uint8, noise
 from fashiongen.gan.trainer import STAT_NAMES, GANTrainer, make_adam
@@ -56,27 +64,6 @@ log = logging.getLogger(__name__)
 
 GRID_SAMPLES = 64  # 8×8 preview grid per epoch
 ORDER_SEED_SALT = 0x5EED  # several processes: the shared permutation's seed differs from any noise seed
-# train.* fields that change how a run is watched or where it runs, not its weights:
-# a checkpoint written under other values of these is still resumable.
-NOT_TRAJECTORY = frozenset(
-    {"epochs", "device", "log_every", "eval_every", "eval_samples", "checkpoint_every", "keep_checkpoints", "resume",
-     "amp", "compile", "preload_max_gb"}
-)
-
-
-@dataclass(frozen=True)
-class TrainPaths:
-    prepared: Path
-    encodings: Path  # read only when model.condition is encoding
-    evaluator: Path
-    generator: Path
-    best_generator: Path  # the generator at the epoch with the lowest in-training FID
-    checkpoints: Path
-    results: Path  # dvclive folder; sample grids go to results/samples
-
-    @property
-    def samples(self) -> Path:
-        return self.results / "samples"
 
 
 def build_trainer(
@@ -85,17 +72,18 @@ def build_trainer(
 ) -> tuple[GeneratorSpec, GANTrainer]:
     """The networks, optimisers and options of ``params``; ``encoding_dim``/``encoder`` for condition encoding."""
     cfg, model = params.train, params.model
-    cond_dim = {"none": 0, "label": model.embed_dim, "encoding": encoding_dim}[model.condition]
+    kind = condition_kind(model.condition)
+    cond_dim = kind.width(model.embed_dim, encoding_dim)
     spec = GeneratorSpec(
         z_dim=model.z_dim, width=model.g_width, channels=channels, image_size=image_size, arch=model.arch,
-        condition=model.condition, num_classes=num_classes if model.condition != "none" else 0, cond_dim=cond_dim,
-        encoder=encoder if model.condition == "encoding" else None,
+        condition=kind.name, num_classes=num_classes if kind.conditional else 0, cond_dim=cond_dim,
+        encoder=encoder if kind.uses_encoder else None,
     )
     generator = build_generator(spec).to(device).to(memory_format=torch.channels_last)
     discriminator = build_discriminator(
         model.arch, model.d_width, channels, image_size,
         norm=model.resolved_d_norm(), spectral_norm=model.spectral_norm, dropout=model.d_dropout,
-        condition=model.condition, num_classes=num_classes, cond_dim=cond_dim,
+        condition=kind, num_classes=num_classes, cond_dim=cond_dim,
     ).to(device).to(memory_format=torch.channels_last)
     betas = (cfg.beta1, cfg.beta2)
     trainer = GANTrainer(
@@ -117,9 +105,9 @@ def build_trainer(
 
 
 def batches(
-    images: torch.Tensor | ImageSource, batch_size: int, rng: torch.Generator, conditions: Conditions | None = None,
+    images: torch.Tensor | ImageSource, batch_size: int, rng: torch.Generator, conditions: Conditions,
     ranks: Ranks = Ranks(),
-) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Full batches of one epoch, drawn by index from a fresh permutation: (images in [-1, 1], their conditions).
 
     With several processes every rank draws the same permutation (``rng`` is
@@ -130,33 +118,11 @@ def batches(
     for start in range(0, len(images) - batch_size + 1, batch_size):
         index = ranks.shard(order[start : start + batch_size])
         real = to_model_range(take(index)).contiguous(memory_format=torch.channels_last)
-        yield real, conditions.of(index) if conditions is not None else None
-
-
-def run_identity(params: Params, train_images: np.ndarray, encoder: str | None) -> dict[str, Any]:
-    """What determines the weights a run ends with: model, optimisation, data and (encoding) the encoder."""
-    digest = hashlib.sha256(np.ascontiguousarray(train_images).data).hexdigest()
-    return {
-        **params_identity(params),
-        "data": {"train_images_sha256": digest, "shape": list(train_images.shape), "encoder": encoder},
-    }
-
-
-def params_identity(params: Params) -> dict[str, Any]:
-    """The model and train params of a run's identity.
-
-    Those of ``Params()`` stand in for keys a checkpoint lacks: a param added
-    to FashionGen later defaults to the old behaviour, so a run checkpointed
-    before it existed stays resumable at that default.
-    """
-    return {
-        "model": params.model.model_dump(),
-        "train": {k: v for k, v in params.train.model_dump().items() if k not in NOT_TRAJECTORY},
-    }
+        yield real, conditions.of(index)
 
 
 def train_gan(params: Params, paths: TrainPaths) -> dict:
-    """Train (or resume), logging to dvclive in ``paths.results``; returns the last statistics."""
+    """Train (or resume), logging to dvclive in the work area; on success publish the outputs; returns the last statistics."""
     cfg = params.train
     ranks, device = distributed.start(cfg.device, cfg.batch_size)
     try:
@@ -173,24 +139,18 @@ def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.de
     steps_per_epoch = len(train_images) // cfg.batch_size
     if steps_per_epoch == 0:
         raise ConfigError(f"train.batch_size={cfg.batch_size} exceeds the {len(train_images)} training images; lower it.")
-    if params.model.condition == "label" and not data.labelled:
-        raise ConfigError(
-            f"model.condition is 'label' but {paths.prepared} has no class labels (a folder without class "
-            "subfolders); use model.condition none, or sort the images into one subfolder per class."
-        )
+    kind = condition_kind(params.model.condition)
+    check_data_fits(kind, data, paths.prepared)
     images = ImageSource(train_images, device, cfg.preload_max_gb)
-    conditions = load_conditions(
-        params.model.condition, data.split("train").labels, data.num_classes, paths.encodings, device
-    )
+    conditions = load_conditions(kind, data.split("train").labels, data.num_classes, paths.encodings, device)
     spec, trainer = build_trainer(
         params, data.channels, data.image_size, device, num_classes=data.num_classes,
-        encoding_dim=conditions.width, encoder=encodings_source(paths.encodings, params.model.condition),
+        encoding_dim=conditions.width, encoder=encoder_of(kind, paths.encodings),
     )
-    # one process: the trainer's generator also draws the permutation (as before there were ranks);
-    # several: a shared permutation stream, and each rank its own noise
-    order_rng = trainer.rng
+    run = TrainingRun(trainer, order_rng=trainer.rng, seed=cfg.seed)
     if ranks.enabled:
-        order_rng = torch.Generator(device=device).manual_seed(cfg.seed ^ ORDER_SEED_SALT)  # not rank 0's noise stream
+        # several processes: a shared permutation stream, and each rank its own noise
+        run.order_rng = torch.Generator(device=device).manual_seed(cfg.seed ^ ORDER_SEED_SALT)
         trainer.rng.manual_seed(ranks.seed(cfg.seed))
         trainer.grad_sync = distributed.average_gradients
     fid = None
@@ -198,94 +158,103 @@ def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.de
         fid = FidMonitor(paths.evaluator, train_images, conditions, cfg.eval_samples, cfg.seed, spec.z_dim, device)
     store = CheckpointStore(paths.checkpoints, keep=cfg.keep_checkpoints)
     identity = run_identity(params, train_images, spec.encoder)
-    networks = {"generator": trainer.generator.state_dict(), "discriminator": trainer.discriminator.state_dict()}
-    resumed = store.load_resumable(identity, networks, defaults=params_identity(Params())) if cfg.resume else None
-    # every rank resumes from the same epoch (and has read the checkpoint before rank 0 may clear it)
-    distributed.check_same_everywhere(ranks, resumed["epoch"] if resumed else 0, "the epoch to resume after",
+    action = plan_start(run, store, identity, cfg)
+    # every rank starts from the same epoch (and has read the checkpoint before rank 0 may clear it)
+    distributed.check_same_everywhere(ranks, run.epoch, "the epoch to start after",
                                       "models/checkpoints must be one folder that every node sees (a shared filesystem)")
 
-    # Every input has been read and checked: from here on, outputs may change.
-    if resumed is not None:
-        trainer.load_state_dict(resumed["trainer"])
-        if ranks.enabled:
-            # a checkpoint of a one-process run drew its permutation from the trainer's stream
-            saved = resumed.get("order_rng")
-            order_rng.set_state(saved if saved is not None else resumed["trainer"]["rng"]["trainer"])
-            trainer.rng.manual_seed(ranks.seed(cfg.seed) + resumed["epoch"])  # fresh per-rank noise after a resume
-        first_epoch = resumed["epoch"] + 1
-    else:
-        if ranks.is_main:
-            store.clear()
-            reset_directory(paths.samples)
-        first_epoch = 1
+    # Every input has been read and checked: from here on, the work area may change (never the outputs).
+    if action == "fresh" and ranks.is_main:
+        store.clear()
+        reset_directory(paths.staging)
     if ranks.enabled:
+        if action != "fresh":
+            trainer.rng.manual_seed(ranks.seed(cfg.seed) + run.epoch)  # fresh per-rank noise after a resume
         distributed.broadcast_module(trainer.generator)
         distributed.broadcast_module(trainer.discriminator)
-    fixed_z, fixed_cond = noise(GRID_SAMPLES, spec.z_dim, cfg.seed), conditions.grid(GRID_SAMPLES)
     if ranks.is_main:
         log.info("training on %s%s: %d images (%s), %d steps/epoch, epochs %d..%d", device,
                  f" × {ranks.world_size} processes" if ranks.enabled else "", len(images),
                  "in memory" if images.in_memory else "read per batch from the memory-mapped file",
-                 steps_per_epoch, first_epoch, cfg.epochs)
+                 steps_per_epoch, run.epoch + 1, cfg.epochs)
+    train_epochs(run, paths, images, conditions, fid, store, identity, steps_per_epoch, cfg, ranks, device)
+    distributed.barrier(ranks)
+    if ranks.is_main:
+        final = cpu_state(ready_sampler(trainer, conditions, cfg, device))
+        publish(run, paths, store, identity, spec, data.classes, params, final)
+    return run.last
 
-    last: dict[str, Any] = dict(resumed["last"]) if resumed else {}
-    best_fid = resumed["best_fid"] if resumed else math.inf
-    best = resumed.get("best") if resumed else None  # the best epoch's generator: {"state_dict", "epoch", "fid"}
+
+def plan_start(run: TrainingRun, store: CheckpointStore, identity: dict, cfg) -> str:
+    """Load the newest checkpoint into ``run`` when :func:`resume_plan` says so; returns the action."""
+    checkpoint = store.newest_readable()
+    published = checkpoint is not None and store.is_published(identity_digest(checkpoint["identity"]), checkpoint["epoch"])
+    action, reason = resume_plan(checkpoint, identity, cfg.epochs, resume=cfg.resume, extend=cfg.extend,
+                                 published=published, defaults=params_identity(Params()))
+    if action != "fresh":
+        networks = {"generator": run.trainer.generator.state_dict(), "discriminator": run.trainer.discriminator.state_dict()}
+        differences = shape_differences(checkpoint["trainer"], networks)
+        if differences:
+            action, reason = "fresh", (f"{checkpoint['path']} was written for networks of other shapes "
+                                       f"({'; '.join(differences[:3])}); training from scratch")
+    log.info("%s", reason)
+    if action != "fresh":
+        run.load_state_dict(checkpoint)
+    return action
+
+
+def train_epochs(run: TrainingRun, paths: TrainPaths, images, conditions: Conditions, fid: FidMonitor | None,
+                 store: CheckpointStore, identity: dict, steps_per_epoch: int, cfg, ranks: Ranks, device) -> None:
+    """Epochs ``run.epoch + 1 .. train.epochs``: train, sample a grid, measure FID, log, checkpoint (rank 0)."""
+    if run.epoch >= cfg.epochs:
+        return  # a finished run whose outputs are still to be published
+    fixed_z, fixed_cond = noise(GRID_SAMPLES, run.trainer.z_dim, cfg.seed), conditions.grid(GRID_SAMPLES)
     # wall time of the whole training, across resumes: what `dvc exp show` compares budgets by
-    wall_before, started = float(last.get("train_wall_s", 0.0)), time.perf_counter()
-    live = open_live(paths.results, resumed) if ranks.is_main else None
-    bar = progress_bar(cfg.epochs * steps_per_epoch, "train", initial=(first_epoch - 1) * steps_per_epoch,
+    wall_before, started = float(run.last.get("train_wall_s", 0.0)), time.perf_counter()
+    live = open_live(paths.staging, (run.live_step, run.live_summary) if run.epoch else None) if ranks.is_main else None
+    bar = progress_bar(cfg.epochs * steps_per_epoch, "train", initial=run.epoch * steps_per_epoch,
                        disable=not ranks.is_main)
     try:
-        for epoch in range(first_epoch, cfg.epochs + 1):
-            last = train_one_epoch(trainer, images, conditions, epoch, steps_per_epoch, cfg, live, bar, store,
-                                   order_rng, ranks)
+        for epoch in range(run.epoch + 1, cfg.epochs + 1):
+            run.last = train_one_epoch(run.trainer, images, conditions, epoch, steps_per_epoch, cfg, live, bar, store,
+                                       run.order_rng, ranks)
+            run.epoch = epoch
             if not ranks.is_main:
                 continue
-            sampler = ready_sampler(trainer, conditions, cfg, device)
-            grid = generate_uint8(sampler, fixed_z, GRID_SAMPLES, device, fixed_cond)
-            save_grid(paths.samples / f"epoch_{epoch:04d}.png", grid)
+            sampler = ready_sampler(run.trainer, conditions, cfg, device)
+            save_grid(paths.staging_samples / f"epoch_{epoch:04d}.png",
+                      generate_uint8(sampler, fixed_z, GRID_SAMPLES, device, fixed_cond))
             if fid is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
-                last["fid"] = fid.measure(sampler)
-                log.info("epoch %d: FID %.3f (%d samples)", epoch, last["fid"], len(fid.z))
-                if last["fid"] < best_fid:
-                    best_fid = last["fid"]
-                    best = {"state_dict": cpu_state(sampler), "epoch": epoch, "fid": best_fid}
-            last["train_wall_s"] = wall_before + time.perf_counter() - started
-            log_stats(live, last, epoch=epoch)
-            bar.set_postfix({k: f"{last[k]:.3f}" for k in STAT_NAMES})
+                run.last["fid"] = fid.measure(sampler)
+                log.info("epoch %d: FID %.3f (%d samples)", epoch, run.last["fid"], len(fid.z))
+                if run.last["fid"] < run.best_fid:
+                    run.best = {"state_dict": cpu_state(sampler), "epoch": epoch, "fid": run.last["fid"]}
+            run.last["train_wall_s"] = wall_before + time.perf_counter() - started
+            log_stats(live, run.last, epoch=epoch)
+            run.live_step, run.live_summary = live.step, dict(live.summary)
+            bar.set_postfix({k: f"{run.last[k]:.3f}" for k in STAT_NAMES})
             if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
-                store.save(
-                    {
-                        "epoch": epoch,
-                        "global_step": epoch * steps_per_epoch,
-                        "identity": identity,
-                        "trainer": trainer.state_dict(),
-                        "last": last,
-                        "best_fid": best_fid,
-                        "best": best,
-                        "live_step": live.step,
-                        "live_summary": dict(live.summary),
-                        "order_rng": order_rng.get_state() if ranks.enabled else None,
-                    }
-                )
+                store.save({"identity": identity, "global_step": epoch * steps_per_epoch, **run.state_dict()})
     finally:
         bar.close()
         if live is not None:
             live.end()
-    distributed.barrier(ranks)
-    if not ranks.is_main:
-        return last
 
-    final = cpu_state(ready_sampler(trainer, conditions, cfg, device))
-    save_generator_state(paths.generator, final, spec, data.classes, params.model_dump(), extra={"epoch": cfg.epochs})
-    # Written at the end (from the checkpointed copy), so a run resumed after its last epoch still has it;
-    # without in-training FID the best generator is the last one.
-    if best is None:
-        best = {"state_dict": final, "epoch": cfg.epochs, "fid": None}
-    save_generator_state(paths.best_generator, best["state_dict"], spec, data.classes, params.model_dump(),
+
+def publish(run: TrainingRun, paths: TrainPaths, store: CheckpointStore, identity: dict, spec: GeneratorSpec,
+            classes: list[str], params: Params, final: dict[str, torch.Tensor]) -> None:
+    """Replace the stage's outputs with the finished run's (:mod:`fashiongen.gan.outputs`), then mark it published.
+
+    ``final`` is the last epoch's generator (the EMA average when there is
+    one); without in-training FID the best generator is the last one.
+    """
+    epochs, resolved = params.train.epochs, params.model_dump()
+    best = run.best or {"state_dict": final, "epoch": epochs, "fid": None}
+    publish_logs(paths)
+    save_generator_state(paths.best_generator, best["state_dict"], spec, classes, resolved,
                          extra={"epoch": best["epoch"], "fid": best["fid"]})
-    return last
+    save_generator_state(paths.generator, final, spec, classes, resolved, extra={"epoch": epochs})
+    store.mark_published(identity_digest(identity), epochs)
 
 
 def ready_sampler(trainer: GANTrainer, conditions: Conditions, cfg, device) -> torch.nn.Module:
@@ -293,15 +262,6 @@ def ready_sampler(trainer: GANTrainer, conditions: Conditions, cfg, device) -> t
     if trainer.ema is not None:
         recompute_batchnorm(trainer.ema.module, trainer.z_dim, cfg.batch_size, cfg.seed, device, conditions.sample)
     return trainer.sampler
-
-
-def encodings_source(encodings_dir: Path, condition: str) -> str | None:
-    """The id of the encoder behind ``data/encodings`` (recorded in encoding generators)."""
-    if condition != "encoding":
-        return None
-    from fashiongen.encoding import encodings_meta
-
-    return encodings_meta(encodings_dir)["encoder"]
 
 
 def train_one_epoch(

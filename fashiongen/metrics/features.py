@@ -8,7 +8,6 @@ evaluators are never mistaken for comparable.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,22 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from fashiongen.atomic import save_torch
 from fashiongen.errors import CheckpointError
 from fashiongen.images import to_model_range
+from fashiongen.model_files import EVALUATOR, read_model_file, save_model_file, state_dict_digest
 from fashiongen.models.evaluator import Evaluator
-
-FORMAT = "fashiongen.evaluator.v1"
-
-
-def state_dict_digest(state_dict: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over parameter names, shapes, dtypes and bytes: independent of how the file was pickled."""
-    digest = hashlib.sha256()
-    for name in sorted(state_dict):
-        tensor = state_dict[name].detach().cpu().contiguous()
-        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
-        digest.update(tensor.numpy().tobytes())
-    return digest.hexdigest()
 
 
 def build_evaluator(config: dict[str, Any]) -> Evaluator:
@@ -50,10 +37,9 @@ def save_evaluator(
     """Write the evaluator; returns its id (``evaluator-<first 16 hex of the digest>``)."""
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     ruler = f"evaluator-{state_dict_digest(state)[:16]}"
-    save_torch(
-        path,
-        {"format": FORMAT, "config": config, "state_dict": state, "classes": classes, "accuracy": accuracy,
-         "id": ruler, "recipe": recipe},
+    save_model_file(
+        path, EVALUATOR,
+        {"config": config, "state_dict": state, "classes": classes, "accuracy": accuracy, "id": ruler, "recipe": recipe},
     )
     return ruler
 
@@ -68,22 +54,8 @@ class LoadedEvaluator:
     recipe: str
 
 
-def read_model_file(path: Path | str, expected_format: str, what: str, fix: str) -> dict[str, Any]:
-    """The dict saved at ``path``; a :class:`CheckpointError` naming the file, ``what`` it should be and ``fix``."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path} does not exist; {fix}.")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # damaged files raise many exception types
-        raise CheckpointError(f"{path} is unreadable ({type(exc).__name__}); {fix}.") from None
-    if not isinstance(payload, dict) or payload.get("format") != expected_format:
-        raise CheckpointError(f"{path} is not a FashionGen {what}; {fix}.")
-    return payload
-
-
 def load_evaluator(path: Path | str, device: torch.device | str = "cpu") -> LoadedEvaluator:
-    payload = read_model_file(path, FORMAT, "evaluator", "run `dvc repro train_evaluator`")
+    payload = read_model_file(path, EVALUATOR)
     model = build_evaluator(payload["config"])
     model.load_state_dict(payload["state_dict"])
     if f"evaluator-{state_dict_digest(payload['state_dict'])[:16]}" != payload["id"]:

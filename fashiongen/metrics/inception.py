@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from fashiongen.errors import CheckpointError
-from fashiongen.metrics.features import device_batches, state_dict_digest
+from fashiongen.metrics.features import device_batches
+from fashiongen.model_files import state_dict_digest
 
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{WEIGHTS_FILE}"

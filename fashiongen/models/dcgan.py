@@ -25,7 +25,7 @@ import math
 import torch
 from torch import nn
 
-from fashiongen.models.layers import PatchConv2d, make_norm
+from fashiongen.models.layers import PatchConv2d, join_condition, make_norm, refuse_condition
 
 SUPPORTED_SIZES = (28, 32, 64, 128)
 
@@ -106,7 +106,9 @@ class Generator(nn.Module):
         self.to_image = nn.Sequential(nn.ConvTranspose2d(ch, channels, 4, 2, 1, bias=False), nn.Tanh())
         self.apply(init_dcgan_weights)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """``c``: the condition's input columns (B, width), empty for an unconditional generator."""
+        z = join_condition(z, c)
         return self.to_image(self.blocks(self.project(z)))
 
 
@@ -131,5 +133,6 @@ class Discriminator(nn.Module):
         self.head = nn.Linear(ch * base * base, 1, bias=False)
         self.apply(init_dcgan_weights)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        refuse_condition(c)
         return self.head(self.features(images)).squeeze(1)

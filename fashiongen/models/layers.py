@@ -51,3 +51,14 @@ def add_spectral_norm(module: nn.Module) -> nn.Module:
         if isinstance(child, (nn.Conv2d, nn.Linear)):
             spectral_norm(child)
     return module
+
+
+def join_condition(z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    """A base generator's input: ``z`` (B, z_dim) ⊕ the condition's columns ``c`` (B, width; width 0 for none)."""
+    return z if c is None or c.shape[-1] == 0 else torch.cat([z, c], dim=1)
+
+
+def refuse_condition(c: torch.Tensor | None) -> None:
+    """Base discriminators judge images alone: ``c`` must be empty (a conditional one is wrapped by its kind)."""
+    if c is not None and c.numel():
+        raise ValueError("an unconditional discriminator was given a condition; wrap it with its condition kind")

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from fashiongen.models.dcgan import init_dcgan_weights, resolution_plan
-from fashiongen.models.layers import PatchConv2d, make_norm
+from fashiongen.models.layers import PatchConv2d, join_condition, make_norm, refuse_condition
 
 REPORT_DROPOUT = 0.4
 
@@ -52,7 +52,9 @@ class UpsampleGenerator(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.apply(init_dcgan_weights)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """``c``: the condition's input columns (B, width), empty for an unconditional generator."""
+        z = join_condition(z, c)
         x = nn.functional.leaky_relu(self.project(z), 0.2)
         x = x.view(z.shape[0], self.channels, self.base, self.base)
         return self.blocks(x)
@@ -79,5 +81,6 @@ class DropoutDiscriminator(nn.Module):
         self.head = nn.Linear(ch * base * base, 1)
         self.apply(init_dcgan_weights)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        refuse_condition(c)
         return self.head(self.features(images)).squeeze(1)

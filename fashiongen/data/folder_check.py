@@ -1,0 +1,185 @@
+"""``fashiongen check-folder PATH``: what the pipeline would make of a photo folder, before any training.
+
+It reads the folder with the pipeline's own code (the download stage's scan,
+``preprocess``'s split and decoding, ``meta.json``'s file accounting) and writes
+nothing. Per class: images, their sizes and modes, the train/test split; then
+every file that would be skipped or ignored, with the reason; then warnings.
+The folder "would train" when both splits hold a readable image, the classes
+suit ``model.condition``, and DVC can hash the folder (DVC 3 stops at a name
+that is not UTF-8 and at a symbolic link to nothing, although FashionGen's own
+stages read the one and skip the other).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from fashiongen.config import DEFAULT_FOLDER_SIZE, Params
+from fashiongen.data.folder import (
+    DecodeJob,
+    Manifest,
+    account_for_files,
+    decode_all,
+    default_workers,
+    is_test,
+    scan_folder,
+)
+from fashiongen.data.folder_scan import DANGLING_LINK, display_path
+from fashiongen.progress import progress_bar
+
+MIN_CLASS_IMAGES = 20  # below this a class is too small to learn or to score
+
+
+@dataclass
+class ClassReport:
+    images: int = 0
+    train: int = 0
+    test: int = 0
+    widths: list[int] = field(default_factory=list)
+    heights: list[int] = field(default_factory=list)
+    modes: collections.Counter = field(default_factory=collections.Counter)
+
+
+@dataclass
+class FolderReport:
+    """The check's findings: per-class figures, skipped files, warnings and problems (which stop training)."""
+
+    manifest: Manifest
+    classes: dict[str, ClassReport]
+    skipped: list[dict]
+    files: dict
+    warnings: list[str]
+    problems: list[str]
+
+    @property
+    def would_train(self) -> bool:
+        return not self.problems
+
+
+def check_folder(root: Path, params: Params) -> FolderReport:
+    """Scan and decode ``root`` as ``download`` and ``preprocess`` would with ``params``; writes nothing.
+
+    Raises :class:`~fashiongen.errors.DataError` when ``root`` is not a folder or holds no image.
+    """
+    data = params.data
+    manifest = scan_folder(root)
+    size, channels = data.image_size or DEFAULT_FOLDER_SIZE, data.channels or 3
+    background = tuple(data.alpha_background)
+    jobs = [DecodeJob(str(root / e.path), e.sha256, size, channels, background) for e in manifest.entries]
+    classes = {name: ClassReport() for name in manifest.classes}
+    skipped = [{"path": p.path, "reason": p.reason} for p in manifest.skipped]
+    used = []
+    results = progress_bar(len(jobs), "check", iterable=decode_all(jobs, default_workers(data.workers)))
+    for entry, decoded in zip(manifest.entries, results):
+        if decoded.image is None:
+            skipped.append({"path": entry.path, "reason": decoded.problem})
+            continue
+        report = classes[manifest.classes[entry.label]]
+        report.images += 1
+        report.test += is_test(entry, data.test_fraction)
+        report.train += not is_test(entry, data.test_fraction)
+        report.widths.append(decoded.width)
+        report.heights.append(decoded.height)
+        report.modes[decoded.mode] += 1
+        used.append(entry.path)
+    skipped.sort(key=lambda s: s["path"])
+    files = account_for_files(manifest, skipped, used)
+    warnings, problems = findings(manifest, classes, params)
+    return FolderReport(manifest, classes, skipped, files, warnings, problems)
+
+
+def findings(manifest: Manifest, classes: dict[str, ClassReport], params: Params) -> tuple[list[str], list[str]]:
+    """(warnings, problems) about a scanned and decoded folder."""
+    warnings, problems = [], []
+    train = sum(c.train for c in classes.values())
+    test = sum(c.test for c in classes.values())
+    for split, count in (("train", train), ("test", test)):
+        if not count:
+            problems.append(f"no readable image falls in the {split} split (data.test_fraction="
+                            f"{params.data.test_fraction}); add images or change data.test_fraction.")
+    for name, report in classes.items():
+        if report.images < MIN_CLASS_IMAGES:
+            warnings.append(f"class {display_path(name)} has {report.images} readable image(s), fewer than "
+                            f"{MIN_CLASS_IMAGES}: too few to learn or to score that class.")
+    for paths in duplicates_across_classes(manifest):
+        warnings.append(f"the same file is in {len({p.split('/', 1)[0] for p in paths})} classes: "
+                        f"{', '.join(display_path(p) for p in paths)}")
+    num_samples = params.evaluate.num_samples
+    if 0 < test < num_samples:
+        warnings.append(f"the test split holds {test} images (data.test_fraction={params.data.test_fraction}), "
+                        f"fewer than evaluate.num_samples={num_samples}: too few real test images to score against.")
+    from fashiongen.gan.conditions import condition_kind  # the registry knows which conditions need classes
+
+    if condition_kind(params.model.condition).needs_labels and not manifest.labelled:
+        problems.append(f"model.condition={params.model.condition} needs classes, but the folder has none "
+                        "(put the images in two or more first-level subfolders, or set model.condition: none).")
+    dangling = [p.path for p in manifest.skipped if p.reason == DANGLING_LINK]
+    if dangling:
+        problems.append(f"{len(dangling)} symbolic link(s) point nowhere ({', '.join(display_path(p) for p in dangling[:3])}"
+                        f"{', ...' if len(dangling) > 3 else ''}): DVC stops while hashing the folder; delete them "
+                        "(README: Troubleshooting).")
+    not_utf8 = [p for p in manifest_paths(manifest) if not _is_utf8(p)]
+    if not_utf8:
+        problems.append(f"{len(not_utf8)} name(s) are not valid UTF-8 ({', '.join(display_path(p) for p in not_utf8[:3])}"
+                        f"{', ...' if len(not_utf8) > 3 else ''}): DVC cannot hash the folder; rename them "
+                        "(README: Troubleshooting).")
+    return warnings, problems
+
+
+def duplicates_across_classes(manifest: Manifest) -> list[list[str]]:
+    """Paths of byte-identical files that sit in more than one class, one list per content."""
+    if not manifest.labelled:
+        return []
+    by_content = collections.defaultdict(list)
+    for entry in manifest.entries:
+        by_content[entry.sha256].append(entry)
+    return [[e.path for e in group] for group in by_content.values() if len({e.label for e in group}) > 1]
+
+
+def manifest_paths(manifest: Manifest) -> list[str]:
+    return sorted([e.path for e in manifest.entries] + [p.path for p in manifest.skipped]
+                  + manifest.not_images + [p.path for p in manifest.ignored])
+
+
+def _is_utf8(path: str) -> bool:
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def print_report(root: Path, report: FolderReport, echo: Callable[[str], None] = print) -> None:
+    """The report as text: a table per class, every unused file with its reason, warnings, the verdict."""
+    files, manifest = report.files, report.manifest
+    echo(f"{display_path(str(root))}: {len(manifest.classes)} class(es)"
+         f"{'' if manifest.labelled else ' (unlabelled: no class subfolders)'}; {files['used']} images used, "
+         f"{files['skipped']} skipped, {files['not_images']} not images, {files['ignored']} ignored")
+    echo("")
+    echo(f"{'class':<24} {'images':>6} {'train':>6} {'test':>5}  {'sizes (W×H)':<23} modes")
+    for name, c in report.classes.items():
+        sizes = (f"{min(c.widths)}..{max(c.widths)} × {min(c.heights)}..{max(c.heights)}" if c.images else "-")
+        modes = ", ".join(f"{mode} {n}" for mode, n in sorted(c.modes.items())) or "-"
+        echo(f"{display_path(name):<24} {c.images:>6} {c.train:>6} {c.test:>5}  {sizes:<23} {modes}")
+    sections = (
+        ("skipped (not readable as images)", [(s["path"], s["reason"]) for s in report.skipped]),
+        ("not images (not used)", [(p, "not an image by content or name") for p in manifest.not_images]),
+        ("ignored (operating-system or hidden)", [(p.path, p.reason) for p in manifest.ignored]),
+    )
+    for title, rows in sections:
+        if rows:
+            echo("")
+            echo(f"{title}: {len(rows)}")
+            for path, reason in rows:
+                echo(f"  {display_path(path)}: {reason}")
+    for label, lines in (("warning", report.warnings), ("problem", report.problems)):
+        if lines:
+            echo("")
+            for line in lines:
+                echo(f"{label}: {line}")
+    echo("")
+    echo("would train: yes" if report.would_train else "would train: no (fix the problems above)")

@@ -1,0 +1,65 @@
+"""The one table of FashionGen's metrics: key, display name, direction and real-data reference.
+
+``evaluate`` writes these keys to ``results/evaluate/metrics.json``,
+``fashiongen compare`` gates them and ``fashiongen report`` shows them, all
+from this table. Each scored metric has a real-data reference, the same metric
+measured on real images against the same real set (the floor a generator
+approaches), under the regular key ``<metric>_floor``.
+
+Metrics files written before 2026-11-30 named two references irregularly
+(``kid_floor_mean``, ``is_real_mean``); :func:`normalise_keys` reads them under
+today's names, so an old baseline still compares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Better = Literal["lower", "higher"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric of ``metrics.json``."""
+
+    key: str
+    display: str
+    better: Better
+    has_floor: bool = True  # the same metric of real images is reported as ``<key>_floor``
+
+    @property
+    def floor(self) -> str | None:
+        return f"{self.key}_floor" if self.has_floor else None
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("fid", "FID", "lower"),
+    Metric("kid_mean", "KID", "lower"),
+    Metric("is_mean", "Inception Score", "higher"),
+    Metric("precision", "precision", "higher"),
+    Metric("recall", "recall", "higher"),
+    Metric("class_consistency", "class consistency", "higher", has_floor=False),
+    Metric("diversity", "diversity", "higher", has_floor=False),
+    # the look inside the generator (fashiongen/analysis): copy_rate_floor is the real test images' own rate
+    Metric("copy_rate", "copy rate", "lower"),
+    Metric("mifid", "MiFID", "lower", has_floor=False),
+    Metric("class_share_distance", "class share distance", "lower", has_floor=False),
+    Metric("intra_fid_mean", "intra-class FID (mean)", "lower", has_floor=False),
+)
+BY_KEY: dict[str, Metric] = {metric.key: metric for metric in METRICS}
+DIRECTIONS: dict[str, Better] = {metric.key: metric.better for metric in METRICS}
+
+# old key -> today's key (metrics files written before the references had regular names)
+LEGACY_KEYS = {"kid_floor_mean": "kid_mean_floor", "is_real_mean": "is_mean_floor"}
+
+
+def floors(scores: dict[str, Any]) -> dict[str, Any]:
+    """``{"fid_floor": ..., ...}``: the real-data references from the scores of real images (same keys as a model's)."""
+    return {metric.floor: scores[metric.key] for metric in METRICS if metric.has_floor and metric.key in scores}
+
+
+def normalise_keys(metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics`` with legacy reference keys renamed to today's (a today's key, if present, wins)."""
+    renamed = {LEGACY_KEYS.get(key, key): value for key, value in metrics.items() if key in LEGACY_KEYS}
+    return {**renamed, **{key: value for key, value in metrics.items() if key not in LEGACY_KEYS}}
