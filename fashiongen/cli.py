@@ -39,13 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=_seed, default=0,
                           help="noise seed, 0 to 2**64-1: image i depends on the seed and i only, whatever --n")
     generate.add_argument("--nrow", type=_positive_int, default=None, help="images per grid row")
-    generate.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    generate.add_argument("--label", help="class index or name, e.g. 7 or sneaker (model.condition: label)")
-    generate.add_argument("--like", type=Path, metavar="IMAGE",
-                          help="variations of this photo, any size/format (model.condition: encoding)")
-    generate.add_argument("--encoder", type=Path, default=Path("models/encoder.pt"),
-                          help="the encoder of the generator's experiment (with --like)")
+    _add_condition_args(generate, "class index or name, e.g. 7 or sneaker (model.condition: label)",
+                        "variations of this photo, any size/format (model.condition: encoding)")
+    generate.add_argument("--truncation", type=_psi, default=1.0, metavar="PSI",
+                          help="truncated-normal noise keeping this share of its mass, in (0, 1]: lower = less "
+                          "variety, more typical images (default 1: none)")
     generate.set_defaults(run=_run_generate)
+    _add_inspect_commands(commands)
 
     compare = commands.add_parser(
         "compare",
@@ -83,6 +83,79 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_inspect_commands(commands) -> None:
+    """`interpolate` and `export` (issue 18)."""
+    walk = commands.add_parser(
+        "interpolate",
+        help="a walk between two samples, as a strip or a GIF",
+        description="Spherical interpolation between two noise vectors (seed's first two); at fixed noise, "
+        "between two classes (--label A --to B, label models) or two photos (--like a.jpg --to b.jpg, encoding models).",
+    )
+    walk.add_argument("--checkpoint", type=Path, default=Path("models/generator.pt"))
+    walk.add_argument("--n-steps", type=_positive_int, default=8, help="images in the walk, ends included (default 8)")
+    walk.add_argument("--out", type=Path, required=True, help="walk.png (one strip) | walk.gif (animation)")
+    walk.add_argument("--seed", type=_seed, default=0, help="noise seed, 0 to 2**64-1")
+    _add_condition_args(walk, "class to start from (label models)", "photo to start from (encoding models)")
+    walk.add_argument("--to", metavar="CLASS|IMAGE", help="class or photo to walk to, at fixed noise")
+    walk.set_defaults(run=_run_interpolate)
+
+    export = commands.add_parser(
+        "export",
+        help="write the generator as ONNX or TorchScript (+ a JSON of its inputs)",
+        description="Export the generator with a dynamic batch size (inputs z and, for conditional models, cond; "
+        "output images in [-1, 1]) and PATH.json describing them.",
+    )
+    export.add_argument("--checkpoint", type=Path, default=Path("models/generator.pt"))
+    export.add_argument("--format", choices=("onnx", "torchscript"), required=True)
+    export.add_argument("--out", type=Path, required=True, help="e.g. generator.onnx or generator.pt")
+    export.set_defaults(run=_run_export)
+
+
+def _add_condition_args(parser: argparse.ArgumentParser, label_help: str, like_help: str) -> None:
+    """--device, --label, --like and --encoder: the device and the condition a generator is given."""
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--label", help=label_help)
+    parser.add_argument("--like", type=Path, metavar="IMAGE", help=like_help)
+    parser.add_argument("--encoder", type=Path, default=Path("models/encoder.pt"),
+                        help="the encoder of the generator's experiment (with --like)")
+
+
+def _psi(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1] (1 = no truncation), got {value}")
+    return value
+
+
+def _run_interpolate(args: argparse.Namespace) -> None:
+    suffix = args.out.suffix.lower()
+    if suffix not in GRID_SUFFIXES | {".gif"}:
+        raise FashionGenError(f"--out {args.out}: unknown extension {suffix!r}; use .gif or one of {', '.join(sorted(GRID_SUFFIXES))}.")
+    _check_writable(args.out)
+    from fashiongen.analysis.interpolation import save_gif, walk
+    from fashiongen.device import resolve_device
+    from fashiongen.gan.artifact import load_generator
+    from fashiongen.images import save_grid
+
+    device = resolve_device(args.device)
+    frames = walk(load_generator(args.checkpoint, device), args.n_steps, args.seed, args.label, args.like, args.to,
+                  args.encoder, device)
+    save_gif(args.out, frames) if suffix == ".gif" else save_grid(args.out, frames, nrow=len(frames))
+    print(f"wrote a {len(frames)}-step walk to {args.out}")
+
+
+def _run_export(args: argparse.Namespace) -> None:
+    _check_writable(args.out)
+    from fashiongen.export import export_generator
+    from fashiongen.gan.artifact import load_generator
+
+    model, description = export_generator(load_generator(args.checkpoint), args.format, args.out)
+    print(f"wrote {model} and {description}")
+
+
 def _integer(text: str) -> int:
     try:
         return int(text)
@@ -115,7 +188,8 @@ def _run_generate(args: argparse.Namespace) -> None:
     from fashiongen.atomic import save_npz
     from fashiongen.device import resolve_device
     from fashiongen.gan.artifact import load_generator
-    from fashiongen.gan.sampling import sample_uint8
+    from fashiongen.analysis.truncation import truncated_noise
+    from fashiongen.gan.sampling import generate_uint8
     from fashiongen.generation import check_memory, generate_memory_bytes, generation_conditions
     from fashiongen.images import check_grid_size, save_grid
 
@@ -127,7 +201,8 @@ def _run_generate(args: argparse.Namespace) -> None:
     check_memory(generate_memory_bytes(args.n, spec.z_dim, spec.channels, spec.image_size, grid),
                  f"--n {args.n} images to {args.out}", "draw fewer images (--n)")
     cond = generation_conditions(loaded, args.n, args.label, args.like, args.encoder, device)
-    images = sample_uint8(loaded.module, args.n, loaded.spec.z_dim, args.seed, device=device, cond=cond)
+    z = truncated_noise(args.n, loaded.spec.z_dim, args.seed, args.truncation)
+    images = generate_uint8(loaded.module, z, 1000, device, cond)
     if suffix in RAW_SUFFIXES:
         save_npz(args.out, images=images.numpy())
     else:

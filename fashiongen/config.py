@@ -232,6 +232,26 @@ class EvaluateConfig(_Section):
     pr_neighbours: int = Field(3, ge=1, le=100, description="k of the k-NN precision/recall.")
     diversity_groups: int = Field(100, ge=2, le=10000, description="Conditions sampled for the diversity metric.")
     diversity_per_group: int = Field(10, ge=2, le=1000, description="Samples per condition for the diversity metric.")
+    truncation: list[float] = Field(
+        default_factory=lambda: [1.0, 0.8, 0.6],
+        description="ψ values whose FID/precision/recall are measured (truncated-normal noise, 1 = none); [] = off.",
+    )
+    copy_percentile: float = Field(
+        5.0, gt=0, lt=100,
+        description="Copy threshold: this percentile of real test images' distances to their nearest training image.",
+    )
+    underproduced_ratio: float = Field(
+        0.5, gt=0, le=1, description="A class is under-produced when its sample share is below this × its real share."
+    )
+
+    @model_validator(mode="after")
+    def _truncation_in_range(self) -> "EvaluateConfig":
+        bad = [psi for psi in self.truncation if not 0 < psi <= 1]
+        if bad:
+            raise ValueError(f"evaluate.truncation: every ψ must lie in (0, 1] (1 = no truncation), got {bad}")
+        if len(set(self.truncation)) != len(self.truncation):
+            raise ValueError(f"evaluate.truncation lists a ψ twice: {self.truncation}")
+        return self
 
 
 class Params(_Section):

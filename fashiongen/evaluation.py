@@ -102,8 +102,11 @@ def evaluate(cfg: EvaluateConfig, paths: EvaluatePaths, device_name: str = "auto
     evaluator = load_evaluator(paths.evaluator, device)
     generator = load_generator(paths.generator, device)
     conditions = split_conditions(generator.spec, data, paths.encodings)
+    from fashiongen.analysis.inspection import inspect_generator  # memorisation, per class, truncation, walks
+
     metrics, fakes = score_generator(
-        generator.module, generator.spec.z_dim, cfg, data, evaluator, device, conditions, space
+        generator.module, generator.spec.z_dim, cfg, data, evaluator, device, conditions, space,
+        inspect=lambda scored: inspect_generator(cfg, data, scored, paths.metrics.parent, device),
     )
     write_json(paths.metrics, metrics)
     save_grid(paths.samples, fakes[:GRID_SAMPLES])
@@ -143,7 +146,9 @@ class RealDraw:
     images: np.ndarray
     labels: np.ndarray
     conditions: torch.Tensor
+    held_out: np.ndarray  # bool R: the reference rows from the test split (never trained on)
     floor_images: np.ndarray | None = None
+    floor_index: np.ndarray | None = None  # the training indices of ``floor_images``
     halves: tuple[np.ndarray, np.ndarray] | None = None
 
     def floor_features(self, real_feats: torch.Tensor, extract: Callable) -> tuple[torch.Tensor, torch.Tensor]:
@@ -163,8 +168,9 @@ def draw_real(real_set: RealSet, data: PreparedData, conditions: dict[str, torch
     if real_set.name == TEST:
         index = pick(len(test), real_set.count, rng)
         cond = conditions["test"][torch.as_tensor(index)]
-        floor_images = train.images[pick(len(train), real_set.floor_count, rng)]
-        return RealDraw(test.images[index], np.asarray(test.labels)[index], cond, floor_images=floor_images)
+        floor_index = pick(len(train), real_set.floor_count, rng)
+        return RealDraw(test.images[index], np.asarray(test.labels)[index], cond, np.ones(len(index), dtype=bool),
+                        floor_images=train.images[floor_index], floor_index=floor_index)
     index = pick(len(train) + len(test), real_set.count, rng)
     from_train, from_test = index[index < len(train)], index[index >= len(train)] - len(train)
 
@@ -175,13 +181,13 @@ def draw_real(real_set: RealSet, data: PreparedData, conditions: dict[str, torch
     order, half = rng.permutation(real_set.count), real_set.floor_count
     return RealDraw(
         gather({"train": train.images, "test": test.images}), gather({"train": train.labels, "test": test.labels}),
-        cond, halves=(np.sort(order[:half]), np.sort(order[half : 2 * half])),
+        cond, np.arange(real_set.count) >= len(from_train), halves=(np.sort(order[:half]), np.sort(order[half : 2 * half])),
     )
 
 
 def score_generator(
     module: torch.nn.Module, z_dim: int, cfg: EvaluateConfig, data: PreparedData, evaluator: LoadedEvaluator, device,
-    conditions: dict[str, torch.Tensor] | None = None, space: FeatureSpace | None = None,
+    conditions: dict[str, torch.Tensor] | None = None, space: FeatureSpace | None = None, inspect: Callable | None = None,
 ) -> tuple[dict, torch.Tensor]:
     """The metrics of ``cfg.num_samples`` samples of ``module`` and of the real-data floor; also the samples.
 
@@ -196,7 +202,10 @@ def score_generator(
     through them when N exceeds R. ``space`` (default: the evaluator's) is
     what FID, KID, IS and precision/recall are measured in; class consistency
     and diversity always use the evaluator, the one ruler that knows the
-    dataset's classes.
+    dataset's classes. ``inspect`` (e.g.
+    :func:`fashiongen.analysis.inspection.inspect_generator`) gets what was
+    scored as a :class:`~fashiongen.analysis.inspection.Scored` and returns
+    more metrics.
     """
     real_set = plan_real_set(len(data.split("train")), len(data.split("test")), cfg.num_samples, cfg.pr_neighbours)
     n = real_set.num_samples
@@ -233,6 +242,13 @@ def score_generator(
         class_logits = fake_logits if space.id == evaluator.id else features(fakes)[1]
         metrics["class_consistency"] = class_consistency(class_logits, real.labels[source])
         metrics["diversity"] = diversity(module, z_dim, real.conditions, real.labels, cfg, real.images, features, device)
+    if inspect is not None:
+        from fashiongen.analysis.inspection import Scored
+
+        known = (real.floor_index, floor_other) if real.floor_index is not None else (np.empty(0, dtype=np.int64), None)
+        metrics.update(inspect(Scored(module, z_dim, fakes, cond, source, real, (real_feats, real_logits),
+                                      (fake_feats, fake_logits), known, space.extract, features,
+                                      space.id == evaluator.id, metrics)))
     return metrics, fakes
 
 

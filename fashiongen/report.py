@@ -42,6 +42,7 @@ class Run:
     curves: dict[str, Any]  # metric name -> pandas DataFrame (step, value)
     grids: list[tuple[str, int, bytes]] = field(default_factory=list)  # (label, epoch, png)
     final_grid: bytes | None = None
+    inspection: Any = None  # fashiongen.analysis.report_view.Inspection
     missing: list[str] = field(default_factory=list)  # "path (why)" for each file the run should have but lacks
 
     @property
@@ -176,6 +177,9 @@ def load_run(repo: Path, exp: str | None) -> Run:
         png = files.read(f"{SAMPLES_DIR}/epoch_{epoch:04d}.png")
         if png is not None:
             run.grids.append((label, epoch, png))
+    from fashiongen.analysis.report_view import load_inspection
+
+    run.inspection = load_inspection(files.read)
     run.missing = files.missing
     return run
 
@@ -256,6 +260,10 @@ def render(runs: list[Run]) -> str:
         parts.append("</div>")
         if run.final_grid is not None:
             parts += ["<h3>Samples scored by the evaluate stage</h3>", _img(run.final_grid, "evaluated samples")]
+        if run.inspection is not None:
+            from fashiongen.analysis.report_view import render_inspection
+
+            parts += render_inspection(run.inspection, run.metrics, _img)
         parts += ["<details><summary>Params</summary>", _params_table(run.params), "</details>"]
     parts.append("</body></html>")
     return "\n".join(parts)

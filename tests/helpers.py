@@ -158,7 +158,8 @@ def render_in_chromium(page_path: Path, screenshot: Path) -> dict:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.goto(page_path.resolve().as_uri(), wait_until="load")
             images = page.evaluate(
-                "Array.from(document.images).map(i => ({complete: i.complete, width: i.naturalWidth, src: i.src.slice(0, 22)}))"
+                "Array.from(document.images).map(i => ({complete: i.complete, width: i.naturalWidth, alt: i.alt, "
+                "src: i.src.slice(0, 22)}))"
             )
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
@@ -231,6 +232,21 @@ def make_small_photo_folder(root: Path, per_class: int, seed: int = 0) -> Path:
             pixels[12:36, 10:30] += rng.integers(0, 40, (24, 20, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(root / name / f"{name}_{i:03d}.png")
     return root
+
+def make_generator(path: Path, condition: str = "none", z_dim: int = 16, cond_dim: int = 6, seed: int = 0):
+    """A small untrained DCGAN generator file (28 px grey, width 8) for ``condition``; returns its spec."""
+    import torch
+
+    from fashiongen.gan.artifact import GeneratorSpec, build_generator, save_generator
+
+    spec = GeneratorSpec(
+        z_dim=z_dim, width=8, channels=1, image_size=28, condition=condition,
+        num_classes=10 if condition != "none" else 0, cond_dim=cond_dim if condition != "none" else 0,
+        encoder="encoder-test" if condition == "encoding" else None,
+    )
+    torch.manual_seed(seed)
+    save_generator(path, build_generator(spec), spec, [f"class {i}" for i in range(10)], {})
+    return spec
 
 
 # A small git + DVC repository shaped like FashionGen's outputs: metrics and curves are git-tracked

@@ -207,9 +207,11 @@ def test_an_old_baseline_with_irregular_reference_keys_still_compares(tmp_path):
 
 
 def test_the_metric_table_names_every_reference_regularly():
-    from fashiongen.metrics.table import METRICS, floors
+    from fashiongen.metrics.table import BY_KEY, METRICS, floors
 
     scores = {"fid": 1.0, "kid_mean": 2.0, "kid_std": 0.1, "is_mean": 3.0, "is_std": 0.2, "precision": 0.4, "recall": 0.5}
     assert floors(scores) == {"fid_floor": 1.0, "kid_mean_floor": 2.0, "is_mean_floor": 3.0,
                               "precision_floor": 0.4, "recall_floor": 0.5}
-    assert {m.key for m in METRICS if m.floor is None} == {"class_consistency", "diversity"}
+    assert {m.key for m in METRICS if m.floor is None} == {"class_consistency", "diversity", "mifid",
+                                                            "class_share_distance", "intra_fid_mean"}
+    assert BY_KEY["copy_rate"].floor == "copy_rate_floor"  # the real test images' own copy rate

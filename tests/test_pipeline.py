@@ -70,8 +70,13 @@ def test_metrics_are_finite_and_in_range(tiny_repo):
     assert 0 <= metrics["fid_floor"] < metrics["fid"]  # two real sets are closer than real vs two-epoch fakes
     assert metrics["kid_mean_floor"] < metrics["kid_mean"]
     assert 1.0 <= metrics["is_mean"] <= 10.0 and 1.0 <= metrics["is_mean_floor"] <= 10.0
-    for key in ("precision", "recall", "precision_floor", "recall_floor"):
+    for key in ("precision", "recall", "precision_floor", "recall_floor", "copy_rate", "copy_rate_floor",
+                "class_share_distance"):
         assert 0.0 <= metrics[key] <= 1.0
+    assert metrics["copy_rate_floor"] == pytest.approx(0.05, abs=0.002)  # the 5th percentile, 1000 test images
+    sweep = (repo / "results/evaluate/truncation.csv").read_text().splitlines()
+    assert sweep[0] == "psi,fid,precision,recall" and len(sweep) == 4
+    assert float(sweep[1].split(",")[1]) == pytest.approx(metrics["fid"], rel=1e-5)  # psi = 1 is the stage's FID
 
 
 def test_dvc_shows_metrics_and_plots(tiny_repo, venv_env):
@@ -86,6 +91,12 @@ def test_dvc_shows_metrics_and_plots(tiny_repo, venv_env):
         content = json.dumps(plots["data"][name])
         assert '"step"' in content and ("d_loss" in content or "d_real" in content or '"fid"' in content), name
     assert "results/train/samples/epoch_0001.png" in plots["data"]
+    for name in ("Truncation: FID per psi", "Truncation: precision and recall per psi",
+                 "Class shares of samples (evaluator's class; per_class.csv has the real shares)"):
+        assert name in plots["data"], name
+    assert '"psi"' in json.dumps(plots["data"]["Truncation: FID per psi"])
+    for image in ("nearest_neighbours.png", "truncation.png", "interpolation.png"):
+        assert f"results/evaluate/{image}" in plots["data"], image
 
 
 def test_generate_from_the_trained_generator(tiny_repo, venv_env):
@@ -222,8 +233,16 @@ def test_report_renders_in_headless_chromium_with_every_image(tiny_repo, venv_en
     assert "FashionGen report" in page and "fid_floor" not in page  # floors are shown beside their metric
     rendered = render_in_chromium(tmp_path / "report.html", tmp_path / "report.png")
     images = rendered["images"]
-    # 3 curves, grids at the start, 1/4, 1/2, 3/4 and end of a 10-epoch run, the evaluated samples
-    assert len(images) == 9
+    # 3 curves, grids at the start, 1/4, 1/2, 3/4 and end of a 10-epoch run, the evaluated samples; the look
+    # inside (issue 18): nearest-neighbour grid, class histogram, truncation curve and grid, interpolation strips
+    assert len(images) == 14
+    alts = [image["alt"] for image in images]
+    for alt in ("nearest training images", "class histogram", "truncation curve", "truncation grid", "interpolation strips"):
+        assert alt in alts, alt
+    for heading in ("Memorisation: samples nearest to a training image", "Classes", "Truncation: quality against variety",
+                    "Interpolation"):
+        assert f"<h3>{heading}</h3>" in page, heading
+    assert "Copy rate" in page and "Under-produced classes" in page
     assert all(image["complete"] and image["width"] > 0 for image in images)
     assert all(image["src"].startswith("data:image/png;base64") for image in images)  # self-contained
     screenshot = Image.open(tmp_path / "report.png").convert("L")
@@ -277,6 +296,7 @@ def test_conditional_models_run_through_dvc_exp_run(tiny_repo, venv_env, conditi
         if exp.get("name") == f"cond-{condition}"
     )
     assert 0 <= metrics["class_consistency"] <= 1 and metrics["diversity"] > 0
+    assert metrics["intra_fid_mean"] > 0 and 0 <= metrics["copy_rate"] <= 1
     assert snapshot(repo) == before
 
 

@@ -55,3 +55,13 @@ def test_precision_and_recall():
     collapsed = real[:1].repeat(800, 1) + 1e-3 * gaussian(800, 4, seed=5)
     precision, recall = precision_recall(real, collapsed, k=3)
     assert precision == 1.0 and recall < 0.05
+
+
+def test_precision_recall_with_precomputed_real_radii_is_the_same():
+    import torch
+
+    from fashiongen.metrics.scores import knn_radii, precision_recall
+
+    generator = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(300, 5, generator=generator), torch.randn(200, 5, generator=generator) + 0.5
+    assert precision_recall(real, fake, 3, knn_radii(real, 3)) == precision_recall(real, fake, 3)

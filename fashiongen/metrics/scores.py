@@ -80,6 +80,11 @@ def inception_score(logits: torch.Tensor, splits: int, seed: int) -> tuple[float
     return float(mean), float(std)
 
 
+def knn_radii(features: torch.Tensor, k: int) -> torch.Tensor:
+    """Distance from each row of ``features`` to its k-th nearest other row (float32)."""
+    return _knn_radii(features.float(), k)
+
+
 def _knn_radii(features: torch.Tensor, k: int) -> torch.Tensor:
     """Distance from each point to its k-th nearest other point in the same set."""
     radii = []
@@ -98,9 +103,16 @@ def _inside_any_ball(points: torch.Tensor, centres: torch.Tensor, radii: torch.T
     return torch.cat(inside)
 
 
-def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int) -> tuple[float, float]:
-    """Improved precision and recall with k-NN balls in feature space."""
+def precision_recall(
+    real: torch.Tensor, fake: torch.Tensor, k: int, real_radii: torch.Tensor | None = None
+) -> tuple[float, float]:
+    """Improved precision and recall with k-NN balls in feature space.
+
+    ``real_radii`` (``knn_radii(real, k)``) may be passed when several sample
+    sets are scored against the same real set.
+    """
     real, fake = real.float(), fake.float()
-    precision = _inside_any_ball(fake, real, _knn_radii(real, k)).float().mean()
+    real_radii = _knn_radii(real, k) if real_radii is None else real_radii
+    precision = _inside_any_ball(fake, real, real_radii).float().mean()
     recall = _inside_any_ball(real, fake, _knn_radii(fake, k)).float().mean()
     return float(precision), float(recall)

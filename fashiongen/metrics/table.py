@@ -41,6 +41,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("recall", "recall", "higher"),
     Metric("class_consistency", "class consistency", "higher", has_floor=False),
     Metric("diversity", "diversity", "higher", has_floor=False),
+    # the look inside the generator (fashiongen/analysis): copy_rate_floor is the real test images' own rate
+    Metric("copy_rate", "copy rate", "lower"),
+    Metric("mifid", "MiFID", "lower", has_floor=False),
+    Metric("class_share_distance", "class share distance", "lower", has_floor=False),
+    Metric("intra_fid_mean", "intra-class FID (mean)", "lower", has_floor=False),
 )
 BY_KEY: dict[str, Metric] = {metric.key: metric for metric in METRICS}
 DIRECTIONS: dict[str, Better] = {metric.key: metric.better for metric in METRICS}

@@ -31,8 +31,15 @@ class ConditionalGenerator(nn.Module):
         self.embedding = embedding
 
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        code = self.embedding(c) if self.embedding is not None else c.to(z.dtype)
-        return self.base(z, code)
+        return self.from_code(z, self.code(c))
+
+    def code(self, c: torch.Tensor) -> torch.Tensor:
+        """The rows fed beside the noise for conditions ``c``: the class embedding (B × width) or the encoding itself."""
+        return self.embedding(c) if self.embedding is not None else c
+
+    def from_code(self, z: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        """Images for noise ``z`` (B × z_dim) and condition rows ``code`` (B × width), interpolated ones included."""
+        return self.base(z, code.to(z.dtype))
 
 
 class ProjectionDiscriminator(nn.Module):
