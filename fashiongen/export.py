@@ -29,6 +29,7 @@ import torch
 from fashiongen.atomic import atomic_write, write_json
 from fashiongen.errors import FashionGenError
 from fashiongen.gan.artifact import LoadedGenerator
+from fashiongen.gan.conditions import condition_kind
 
 FORMATS = ("onnx", "torchscript")
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -45,17 +46,13 @@ def example_inputs(loaded: LoadedGenerator, batch: int = EXAMPLE_BATCH, seed: in
     """Valid inputs of ``batch`` rows: (z,) or (z, cond), on the CPU."""
     from fashiongen.gan.sampling import noise
 
-    spec = loaded.spec
+    spec, kind = loaded.spec, condition_kind(loaded.spec.condition)
     z = noise(batch, spec.z_dim, seed)
-    if spec.condition == "none":
-        return (z,)
-    if spec.condition == "label":
-        return z, torch.arange(batch, dtype=torch.long) % spec.num_classes
-    return z, torch.randn(batch, spec.cond_dim, generator=torch.Generator().manual_seed(seed + 1))
+    return (z, kind.example(spec, batch, seed)) if kind.conditional else (z,)
 
 
 def input_names(loaded: LoadedGenerator) -> list[str]:
-    return ["z"] if loaded.spec.condition == "none" else ["z", "cond"]
+    return ["z", "cond"] if condition_kind(loaded.spec.condition).conditional else ["z"]
 
 
 def describe(loaded: LoadedGenerator, fmt: str) -> dict:
@@ -63,12 +60,9 @@ def describe(loaded: LoadedGenerator, fmt: str) -> dict:
     spec = loaded.spec
     inputs = [{"name": "z", "dtype": "float32", "shape": ["batch", spec.z_dim],
                "meaning": "noise, standard normal N(0, 1) per component"}]
-    if spec.condition == "label":
-        inputs.append({"name": "cond", "dtype": "int64", "shape": ["batch"],
-                       "meaning": "class index into 'classes'"})
-    elif spec.condition == "encoding":
-        inputs.append({"name": "cond", "dtype": "float32", "shape": ["batch", spec.cond_dim],
-                       "meaning": f"encoding of a real image by encoder {spec.encoder} (models/encoder.pt)"})
+    condition_input = condition_kind(spec.condition).describe(spec)
+    if condition_input:
+        inputs.append(condition_input)
     return {
         "format": fmt,
         "condition": spec.condition,
@@ -91,7 +85,7 @@ def export_generator(loaded: LoadedGenerator, fmt: str, out: Path) -> tuple[Path
     if fmt not in FORMATS:
         raise FashionGenError(f"--format {fmt!r} is not supported; use one of {', '.join(FORMATS)}.")
     module = loaded.module.to("cpu").eval()
-    if loaded.spec.condition == "none":
+    if not condition_kind(loaded.spec.condition).conditional:
         module = NoiseOnly(module)  # G(z, c) with an empty c: the exported file takes z alone
     example = example_inputs(loaded)
     if fmt == "onnx":

@@ -109,20 +109,16 @@ def walk(
     generator's condition.
     """
     from fashiongen.errors import ConfigError
+    from fashiongen.gan.conditions import condition_kind
     from fashiongen.generation import generation_conditions
 
     if steps < 2:
         raise ConfigError(f"--n-steps {steps}: a walk needs at least 2 steps (its two ends).")
-    condition = loaded.spec.condition
-    if to is not None and (condition == "none" or (label is None and like is None)):
-        raise ConfigError(
-            "--to needs a conditional generator and a start: --label A --to B (model.condition: label) "
-            f"or --like a.jpg --to b.jpg (model.condition: encoding); this generator has {condition!r}."
-        )
+    ends = None if to is None else condition_kind(loaded.spec.condition).end_request(to, label is not None or like is not None)
     start = condition_code(loaded.module, generation_conditions(loaded, 1, label, like, encoder_path, device).to(device))
     end = None
-    if to is not None:
-        to_label, to_like = (to, None) if condition == "label" else (None, Path(to))
+    if ends is not None:
+        to_label, to_like = ends
         end = condition_code(loaded.module, generation_conditions(loaded, 1, to_label, to_like, encoder_path, device).to(device))
     z, codes = walk_inputs(loaded.spec.z_dim, steps, seed, start.cpu(), None if end is None else end.cpu())
     return render_walk(loaded.module, z, codes, device)

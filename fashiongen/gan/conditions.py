@@ -10,7 +10,9 @@ StyleGAN2-ADA passes ``c`` with ``c_dim = 0`` to unconditional networks. A
 - its values: of each training image (:meth:`values`), of each real image an
   evaluation compares with (:meth:`real_values`), for a preview grid
   (:meth:`grid_rows`), and drawn for sampling (:meth:`Conditions.sample`);
-- how ``fashiongen generate --label/--like`` become a condition (:meth:`from_request`);
+- how ``fashiongen generate --label/--like`` (and ``interpolate --to``) become a
+  condition (:meth:`from_request`, :meth:`end_request`), and what an exported
+  generator's condition input is (:meth:`example`, :meth:`describe`);
 - what it needs: class labels (``needs_labels``), the ResNet encoder (``uses_encoder``).
 
 Kinds:
@@ -109,6 +111,29 @@ class ConditionKind:
     def default_request(self, loaded: "LoadedGenerator", n: int) -> torch.Tensor:
         raise NotImplementedError
 
+    def end_request(self, to: str, start_given: bool) -> tuple[str | None, Path | None]:
+        """``fashiongen interpolate --to``: the (``--label``, ``--like``) request of a walk's far end.
+
+        A :class:`ConfigError` for an unconditional generator, or without a start (``start_given``).
+        """
+        if not self.conditional or not start_given:
+            raise ConfigError(
+                "--to needs a conditional generator and a start: --label A --to B (model.condition: label) "
+                f"or --like a.jpg --to b.jpg (model.condition: encoding); this generator has {self.name!r}."
+            )
+        return self.far_end(to)
+
+    def far_end(self, to: str) -> tuple[str | None, Path | None]:
+        raise NotImplementedError
+
+    def example(self, spec, batch: int, seed: int) -> torch.Tensor:
+        """``batch`` valid conditions for ``spec``'s generator (export traces it with them)."""
+        raise NotImplementedError
+
+    def describe(self, spec) -> dict | None:
+        """The exported generator's ``cond`` input (name, dtype, shape, meaning); None when it takes none."""
+        raise NotImplementedError
+
     def _refuse(self, value: Any, option: str, kind: str) -> None:
         if value is not None:
             raise ConfigError(f"{option} needs a generator trained with model.condition: {kind}; this one has {self.name!r}.")
@@ -142,6 +167,12 @@ class NoCondition(ConditionKind):
     def default_request(self, loaded, n: int) -> torch.Tensor:
         return torch.empty(n, 0)
 
+    def example(self, spec, batch: int, seed: int) -> torch.Tensor:
+        return torch.empty(batch, 0)
+
+    def describe(self, spec) -> dict | None:
+        return None
+
 
 class LabelCondition(ConditionKind):
     name = "label"
@@ -174,6 +205,15 @@ class LabelCondition(ConditionKind):
     def default_request(self, loaded, n: int) -> torch.Tensor:
         return torch.arange(n) % loaded.spec.num_classes  # cycle through the classes, one per grid row
 
+    def far_end(self, to: str) -> tuple[str | None, Path | None]:
+        return to, None
+
+    def example(self, spec, batch: int, seed: int) -> torch.Tensor:
+        return torch.arange(batch, dtype=torch.long) % spec.num_classes
+
+    def describe(self, spec) -> dict | None:
+        return {"name": "cond", "dtype": "int64", "shape": ["batch"], "meaning": "class index into 'classes'"}
+
 
 class EncodingCondition(ConditionKind):
     name = "encoding"
@@ -203,6 +243,16 @@ class EncodingCondition(ConditionKind):
         from fashiongen.generation import encode_user_image
 
         return encode_user_image(loaded, like, encoder_path, device).expand(n, -1)
+
+    def far_end(self, to: str) -> tuple[str | None, Path | None]:
+        return None, Path(to)
+
+    def example(self, spec, batch: int, seed: int) -> torch.Tensor:
+        return torch.randn(batch, spec.cond_dim, generator=torch.Generator().manual_seed(seed + 1))
+
+    def describe(self, spec) -> dict | None:
+        return {"name": "cond", "dtype": "float32", "shape": ["batch", spec.cond_dim],
+                "meaning": f"encoding of a real image by encoder {spec.encoder} (models/encoder.pt)"}
 
 
 KINDS: dict[str, ConditionKind] = {kind.name: kind for kind in (NoCondition(), LabelCondition(), EncodingCondition())}
