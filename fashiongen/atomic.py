@@ -79,6 +79,28 @@ def atomic_directory(path: Path | str) -> Iterator[Path]:
     _fsync_directory(path.parent)
 
 
+@contextlib.contextmanager
+def staged_files(folder: Path | str) -> Iterator[Path]:
+    """Write several output files into a temporary folder beside ``folder``; on success move each into ``folder``.
+
+    For a stage whose outputs are several files in one folder (the evaluate
+    stage's metrics, grids and tables): if the body raises, none of them
+    changes. Each file is moved with an atomic rename, all at the end, so the
+    only window in which old and new files sit together is that of the renames.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder, prefix=".staged.", suffix=".tmp"))
+    os.chmod(staging, _DIR_MODE)
+    try:
+        yield staging
+        for path in sorted(staging.iterdir()):
+            os.replace(path, folder / path.name)
+        _fsync_directory(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def reset_directory(path: Path | str) -> Path:
     """Empty ``path`` (creating it if needed): for outputs rebuilt from scratch by a stage."""
     path = Path(path)

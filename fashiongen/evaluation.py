@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fashiongen.atomic import write_json
+from fashiongen.atomic import staged_files, write_json
 from fashiongen.config import EvaluateConfig
 from fashiongen.data.prepared import PreparedData, load_prepared
 from fashiongen.device import resolve_device
@@ -59,8 +59,8 @@ class EvaluatePaths:
     prepared: Path
     evaluator: Path
     generator: Path
-    metrics: Path
-    samples: Path
+    metrics: Path  # results/evaluate/metrics.json; the analyses' files go beside it
+    samples: Path  # in the same folder as ``metrics`` (the stage's outputs move in together)
     encodings: Path = Path("data/encodings")  # read only for generators with condition encoding
 
 
@@ -104,12 +104,16 @@ def evaluate(cfg: EvaluateConfig, paths: EvaluatePaths, device_name: str = "auto
     conditions = split_conditions(generator.spec, data, paths.encodings)
     from fashiongen.analysis.inspection import inspect_generator  # memorisation, per class, truncation, walks
 
-    metrics, fakes = score_generator(
-        generator.module, generator.spec.z_dim, cfg, data, evaluator, device, conditions, space,
-        inspect=lambda scored: inspect_generator(cfg, data, scored, paths.metrics.parent, device),
-    )
-    write_json(paths.metrics, metrics)
-    save_grid(paths.samples, fakes[:GRID_SAMPLES])
+    # every file of the stage is written beside the old ones and moved in at the end: a failure changes none
+    if paths.samples.parent != paths.metrics.parent:
+        raise ValueError(f"EvaluatePaths: {paths.samples} must sit in the folder of {paths.metrics}")
+    with staged_files(paths.metrics.parent) as staging:
+        metrics, fakes = score_generator(
+            generator.module, generator.spec.z_dim, cfg, data, evaluator, device, conditions, space,
+            inspect=lambda scored: inspect_generator(cfg, data, scored, staging, device),
+        )
+        write_json(staging / paths.metrics.name, metrics)
+        save_grid(staging / paths.samples.name, fakes[:GRID_SAMPLES])
     log.info("FID %.3f (floor %.3f), KID %.5f, IS %.3f; %d samples against the %s real set of %d images",
              metrics["fid"], metrics["fid_floor"], metrics["kid_mean"], metrics["is_mean"], metrics["num_samples"],
              metrics["real_set"], metrics["real_count"])

@@ -122,3 +122,22 @@ def test_training_features_reuse_the_floors_and_extract_the_rest_in_place():
                     lambda batch: calls.append(len(batch)) or extract(batch), True, {})
     torch.testing.assert_close(training_features(scored, images), extract(images)[0])
     assert calls == [46]  # only the images the floor did not measure
+
+
+def test_an_evaluation_that_fails_half_way_changes_none_of_its_files(workspace, monkeypatch):
+    """The analyses' files, metrics.json and samples.png move in together at the end (issue 16 item 7)."""
+    import hashlib
+
+    train = load_prepared(workspace / "prepared").split("train")
+    _, out = evaluate_bank(workspace, train.images[:N], "half-way", monkeypatch)
+    files = lambda: {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())}  # noqa: E731
+    before = files()
+    assert {"metrics.json", "samples.png", "per_class.csv", "truncation.csv", "nearest_neighbours.png"} <= set(before)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("failed after the per-class table and the truncation sweep were written")
+
+    monkeypatch.setattr("fashiongen.analysis.inspection.truncation_grid", broken)
+    with pytest.raises(RuntimeError, match="failed after"):
+        evaluate_bank(workspace, train.images[N : 2 * N], "half-way", monkeypatch)
+    assert files() == before  # nothing new, nothing half-written, no staging folder left
