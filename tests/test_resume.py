@@ -23,7 +23,7 @@ from fashiongen.gan.artifact import load_generator
 from fashiongen.gan.checkpoints import CheckpointStore
 from fashiongen.gan.trainer import GANTrainer
 from fashiongen.gan.training import train_gan
-from helpers import REPO_ROOT, assert_same_weights, generator_weights, paths, tiny_train_params, with_train
+from helpers import REPO_ROOT, assert_same_weights, generator_weights, paths, tiny_train_params
 
 
 class Interrupted(KeyboardInterrupt):
