@@ -43,6 +43,14 @@ def interrupt_after_checkpoint(monkeypatch, epoch: int) -> None:
     monkeypatch.setattr(CheckpointStore, "save", save)
 
 
+def train_until_interrupted(monkeypatch, params, run, epoch: int) -> None:
+    """Train ``run`` with ``params`` and stop it (as if killed) right after its checkpoint of ``epoch``."""
+    with monkeypatch.context() as patch:
+        interrupt_after_checkpoint(patch, epoch)
+        with pytest.raises(Interrupted):
+            train_gan(params, run)
+
+
 def outputs_of(run) -> dict[str, str]:
     """sha256 of every file of the train stage's outputs, by path."""
     files = [run.generator, run.best_generator, *sorted(p for p in run.results.rglob("*") if p.is_file())]
@@ -59,10 +67,7 @@ def test_interrupted_run_resumes_bit_identical_with_continuous_history(train_wor
     train_gan(params, straight)
 
     stopped = paths(train_workdir, "stopped")
-    with monkeypatch.context() as patch:
-        interrupt_after_checkpoint(patch, epoch=1)
-        with pytest.raises(Interrupted):
-            train_gan(params, stopped)
+    train_until_interrupted(monkeypatch, params, stopped, epoch=1)
     assert not stopped.generator.exists() and not stopped.results.exists()  # nothing published by a stopped run
     (stopped.staging / "plots/metrics/d_loss.tsv").open("a").write("999\t0.1")  # half-logged after the checkpoint
     with caplog.at_level("INFO"):
@@ -107,10 +112,7 @@ def test_fewer_epochs_after_a_finished_run_trains_afresh(train_workdir, caplog):
 def test_a_code_change_trains_afresh_and_matches_a_fresh_run_of_the_new_code(train_workdir, monkeypatch, caplog):
     """An edit of the loss after a finished (or interrupted) run: the new code's weights, never the old ones."""
     run = paths(train_workdir)
-    with monkeypatch.context() as patch:
-        interrupt_after_checkpoint(patch, epoch=1)
-        with pytest.raises(Interrupted):
-            train_gan(tiny_train_params(), run)  # interrupted: would be resumed by the same code
+    train_until_interrupted(monkeypatch, tiny_train_params(), run, epoch=1)  # interrupted: would be resumed by the same code
 
     import fashiongen.gan.training as training
 
@@ -180,10 +182,7 @@ def test_corrupt_newest_checkpoint_is_reported_and_the_previous_used(train_workd
     train_gan(params, straight)
 
     run = paths(train_workdir, "damaged")
-    with monkeypatch.context() as patch:
-        interrupt_after_checkpoint(patch, epoch=2)
-        with pytest.raises(Interrupted):
-            train_gan(params, run)
+    train_until_interrupted(monkeypatch, params, run, epoch=2)
     newest = run.checkpoints / "epoch_0002.pt"
     newest.write_bytes(newest.read_bytes()[:1000])  # truncated on disk
     with caplog.at_level("INFO"):
@@ -195,10 +194,7 @@ def test_corrupt_newest_checkpoint_is_reported_and_the_previous_used(train_workd
 
 def test_checkpoint_of_other_params_is_not_resumed(train_workdir, monkeypatch, caplog):
     run = paths(train_workdir)
-    with monkeypatch.context() as patch:
-        interrupt_after_checkpoint(patch, epoch=1)
-        with pytest.raises(Interrupted):
-            train_gan(tiny_train_params(lr_g=2e-4), run)
+    train_until_interrupted(monkeypatch, tiny_train_params(lr_g=2e-4), run, epoch=1)
     changed = tiny_train_params(lr_g=1e-3)
     with caplog.at_level("INFO"):
         train_gan(changed, run)
@@ -212,10 +208,7 @@ def test_checkpoint_of_other_network_shapes_is_not_resumed(train_workdir, monkey
     """Same params, networks built by other code (e.g. an older projection discriminator)."""
     params = tiny_train_params()
     run = paths(train_workdir)
-    with monkeypatch.context() as patch:
-        interrupt_after_checkpoint(patch, epoch=1)
-        with pytest.raises(Interrupted):
-            train_gan(params, run)
+    train_until_interrupted(monkeypatch, params, run, epoch=1)
     checkpoint = run.checkpoints / "epoch_0001.pt"
     payload = torch.load(checkpoint, weights_only=True)
     head = payload["trainer"]["discriminator"]["head.weight"]
@@ -232,10 +225,7 @@ def test_checkpoint_of_other_network_shapes_is_not_resumed(train_workdir, monkey
 
 def test_checkpoint_written_before_a_param_existed_resumes_at_its_default(train_workdir, monkeypatch, caplog):
     run = paths(train_workdir)
-    with monkeypatch.context() as patch:
-        interrupt_after_checkpoint(patch, epoch=1)
-        with pytest.raises(Interrupted):
-            train_gan(tiny_train_params(), run)
+    train_until_interrupted(monkeypatch, tiny_train_params(), run, epoch=1)
     [checkpoint] = run.checkpoints.glob("epoch_*.pt")
     payload = torch.load(checkpoint, weights_only=True)
     del payload["identity"]["train"]["cpu_bf16"]  # as written before train.cpu_bf16 was added
@@ -250,10 +240,7 @@ def test_checkpoint_with_another_devices_random_stream_resumes_reseeded(train_wo
                                                                         recorded_device):
     """A CUDA generator's state (16-byte Philox) in a checkpoint resumed on a CPU: reseeded, said once, no traceback."""
     run = paths(train_workdir)
-    with monkeypatch.context() as patch:
-        interrupt_after_checkpoint(patch, epoch=1)
-        with pytest.raises(Interrupted):
-            train_gan(tiny_train_params(epochs=3), run)
+    train_until_interrupted(monkeypatch, tiny_train_params(epochs=3), run, epoch=1)
     [checkpoint] = run.checkpoints.glob("epoch_*.pt")
     payload = torch.load(checkpoint, weights_only=True)
     rng = payload["trainer"]["rng"]
@@ -273,10 +260,7 @@ def test_checkpoint_with_another_devices_random_stream_resumes_reseeded(train_wo
     assert load_generator(run.generator).params["train"]["epochs"] == 3
 
     again = paths(train_workdir, "again")  # the reseeding is itself reproducible
-    with monkeypatch.context() as patch:
-        interrupt_after_checkpoint(patch, epoch=1)
-        with pytest.raises(Interrupted):
-            train_gan(tiny_train_params(epochs=3), again)
+    train_until_interrupted(monkeypatch, tiny_train_params(epochs=3), again, epoch=1)
     torch.save(payload, again.checkpoints / "epoch_0001.pt")
     train_gan(tiny_train_params(epochs=3), again)
     assert_same_weights(generator_weights(again.generator), generator_weights(run.generator))
