@@ -62,3 +62,29 @@ def refuse_condition(c: torch.Tensor | None) -> None:
     """Base discriminators judge images alone: ``c`` must be empty (a conditional one is wrapped by its kind)."""
     if c is not None and c.numel():
         raise ValueError("an unconditional discriminator was given a condition; wrap it with its condition kind")
+
+
+class Modulation(nn.Module):
+    """Class-conditional per-channel scale and shift of a feature map (BigGAN's conditional BatchNorm, minus the norm).
+
+    ``x * (1 + gamma(code)) + beta(code)`` with ``gamma``, ``beta`` linear maps
+    of the condition's code (B, cond_dim) to one value per channel, as in
+    Brock et al. (2019, "Large scale GAN training", the gains and biases of
+    conditional BatchNorm) and FiLM (Perez et al., 2018). Both maps start at
+    zero, so an untrained modulated network computes what the unmodulated one
+    does. Placed after a normalisation it makes that normalisation
+    class-conditional; in a normalisation-free network it modulates the
+    features directly.
+
+    Shapes: ``x`` (B, C, H, W) any float dtype, ``code`` (B, cond_dim); returns ``x``'s shape and dtype.
+    """
+
+    def __init__(self, channels: int, cond_dim: int):
+        super().__init__()
+        self.affine = nn.Linear(cond_dim, 2 * channels)
+        nn.init.zeros_(self.affine.weight)
+        nn.init.zeros_(self.affine.bias)
+
+    def forward(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.affine(code.to(self.affine.weight.dtype)).to(x.dtype)[:, :, None, None].chunk(2, dim=1)
+        return torch.addcmul(x + beta, x, gamma)
