@@ -140,6 +140,10 @@ class ModelConfig(_Section):
         "none", description="Generator input: noise, noise + class embedding, or noise + encoding of a real image."
     )
     embed_dim: int = Field(32, ge=1, le=1024, description="Size of the class embedding (condition: label).")
+    g_cond: Literal["input", "modulation"] = Field(
+        "input", description="How the generator takes the condition: input (beside the noise) or modulation (also a "
+        "class-conditional gain and bias of every block's features, BigGAN's conditional BatchNorm).",
+    )
     loss: Literal["bce", "lsgan", "hinge", "wgan-gp"] = "bce"
     gp_weight: float = Field(10.0, ge=0, le=1000, description="WGAN-GP's gradient penalty weight (wgan-gp only).")
     z_dim: int = Field(100, ge=1, le=4096)
@@ -150,6 +154,13 @@ class ModelConfig(_Section):
     )
     spectral_norm: bool = False
     d_dropout: Optional[float] = Field(None, ge=0, lt=1, description="Dropout in D; null = the arch's own (0 / 0.4).")
+
+    @model_validator(mode="after")
+    def _modulation_needs_condition(self) -> "ModelConfig":
+        if self.g_cond == "modulation" and self.condition == "none":
+            raise ValueError("model.g_cond = 'modulation' modulates by the condition, but model.condition is 'none'; "
+                             "set model.g_cond: input, or model.condition: label or encoding")
+        return self
 
     @model_validator(mode="after")
     def _penalty_needs_per_sample_norm(self) -> "ModelConfig":

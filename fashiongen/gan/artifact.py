@@ -39,6 +39,7 @@ class GeneratorSpec:
     num_classes: int = 0
     cond_dim: int = 0  # class embedding size (label) or encoding size (encoding)
     encoder: str | None = None  # id of the encoder whose encodings it was trained on (encoding)
+    modulation: bool = False  # the code also modulates every block (model.g_cond: modulation)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -66,6 +67,7 @@ def build_generator(spec: GeneratorSpec) -> nn.Module:
         return models.build_generator(
             spec.arch, spec.z_dim, spec.width, spec.channels, spec.image_size,
             condition=KINDS[spec.condition], num_classes=spec.num_classes, cond_dim=spec.cond_dim,
+            modulation=spec.modulation,
         )
     except ValueError as exc:
         raise CheckpointError(f"cannot build the generator: {exc}") from None

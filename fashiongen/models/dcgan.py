@@ -25,7 +25,7 @@ import math
 import torch
 from torch import nn
 
-from fashiongen.models.layers import PatchConv2d, join_condition, make_norm, refuse_condition
+from fashiongen.models.layers import Modulation, PatchConv2d, join_condition, make_norm, refuse_condition
 
 SUPPORTED_SIZES = (28, 32, 64, 128)
 
@@ -64,9 +64,10 @@ class NoiseProjection(nn.Module):
         self.norm = nn.BatchNorm2d(channels)
         self.act = nn.ReLU(inplace=True)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.linear(z).view(z.shape[0], self.base, self.base, self.channels).permute(0, 3, 1, 2)
-        return self.act(self.norm(x))
+    def forward(self, z: torch.Tensor, modulate=None) -> torch.Tensor:
+        """``modulate``: a callable applied between the norm and the activation (class-conditional BatchNorm)."""
+        x = self.norm(self.linear(z).view(z.shape[0], self.base, self.base, self.channels).permute(0, 3, 1, 2))
+        return self.act(modulate(x) if modulate is not None else x)
 
 
 def _up_block(in_ch: int, out_ch: int) -> nn.Sequential:
@@ -90,26 +91,46 @@ def _down_block(in_ch: int, out_ch: int, norm: str | None, dropout: float, conv:
 
 
 class Generator(nn.Module):
-    """z (B, z_dim) -> images (B, channels, size, size) in [-1, 1]."""
+    """z (B, z_dim) and a condition code c (B, cond_dim) -> images (B, channels, size, size) in [-1, 1].
 
-    def __init__(self, z_dim: int, width: int, channels: int, image_size: int):
+    The code is concatenated with the noise; with ``modulation`` it also sets
+    a per-channel gain and bias after every BatchNorm (class-conditional
+    BatchNorm, Brock et al. 2019: :class:`~fashiongen.models.layers.Modulation`).
+    """
+
+    def __init__(self, z_dim: int, width: int, channels: int, image_size: int, cond_dim: int = 0,
+                 modulation: bool = False):
         super().__init__()
         base, doublings = resolution_plan(image_size)
         ch = width * 2 ** (doublings - 1)
         self.z_dim = z_dim
-        self.project = NoiseProjection(z_dim, ch, base)
-        blocks = []
+        self.project = NoiseProjection(z_dim + cond_dim, ch, base)
+        blocks, widths = [], [ch]
         for _ in range(doublings - 1):
             blocks.append(_up_block(ch, ch // 2))
             ch //= 2
+            widths.append(ch)
         self.blocks = nn.Sequential(*blocks)
         self.to_image = nn.Sequential(nn.ConvTranspose2d(ch, channels, 4, 2, 1, bias=False), nn.Tanh())
         self.apply(init_dcgan_weights)
+        self.modulations = modulations(widths, cond_dim) if modulation else None
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        """``c``: the condition's input columns (B, width), empty for an unconditional generator."""
-        z = join_condition(z, c)
-        return self.to_image(self.blocks(self.project(z)))
+        """``c``: the condition's code (B, cond_dim), empty for an unconditional generator."""
+        if self.modulations is None:
+            return self.to_image(self.blocks(self.project(join_condition(z, c))))
+        first, *rest = self.modulations
+        x = self.project(join_condition(z, c), lambda h: first(h, c))
+        for (conv, norm, act), modulate in zip(self.blocks, rest):
+            x = act(modulate(norm(conv(x)), c))
+        return self.to_image(x)
+
+
+def modulations(widths: list[int], cond_dim: int) -> nn.ModuleList:
+    """One :class:`Modulation` per feature map of ``widths`` channels; a ValueError without a condition."""
+    if cond_dim <= 0:
+        raise ValueError("modulation (model.g_cond: modulation) needs a condition (model.condition label or encoding)")
+    return nn.ModuleList(Modulation(width, cond_dim) for width in widths)
 
 
 class Discriminator(nn.Module):

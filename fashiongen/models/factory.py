@@ -18,7 +18,8 @@ from fashiongen.models.upsample import REPORT_DROPOUT, DropoutDiscriminator, Ups
 if TYPE_CHECKING:  # pragma: no cover
     from fashiongen.gan.conditions import ConditionKind
 
-# model.arch -> (generator class, discriminator builder(width, channels, size, norm, dropout))
+# model.arch -> (generator class(z_dim, width, channels, size, cond_dim=0, modulation=False),
+#               discriminator builder(width, channels, size, norm, dropout))
 GENERATORS: dict[str, Callable[..., nn.Module]] = {"dcgan": Generator, "upsample": UpsampleGenerator}
 DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {
     "dcgan": lambda width, channels, size, norm, dropout: Discriminator(width, channels, size, norm=norm,
@@ -36,11 +37,12 @@ def _known(arch: str) -> None:
 
 def build_generator(
     arch: str, z_dim: int, width: int, channels: int, image_size: int,
-    condition: "ConditionKind", num_classes: int = 0, cond_dim: int = 0,
+    condition: "ConditionKind", num_classes: int = 0, cond_dim: int = 0, modulation: bool = False,
 ) -> nn.Module:
-    """A generator ``G(z, c)``; ``cond_dim`` is the width the condition adds to the input."""
+    """A generator ``G(z, c)``; ``cond_dim`` is the width of the condition's code (fed beside the noise, and with
+    ``modulation`` also to a class-conditional gain and bias of every block's features)."""
     _known(arch)
-    base = GENERATORS[arch](z_dim + cond_dim, width, channels, image_size)
+    base = GENERATORS[arch](z_dim, width, channels, image_size, cond_dim=cond_dim, modulation=modulation)
     return condition.wrap_generator(base, num_classes, cond_dim)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fashiongen.models.dcgan import init_dcgan_weights, resolution_plan
+from fashiongen.models.dcgan import init_dcgan_weights, modulations, resolution_plan
 from fashiongen.models.layers import PatchConv2d, join_condition, make_norm, refuse_condition
 
 REPORT_DROPOUT = 0.4
@@ -35,29 +35,39 @@ def _same_4x4(in_ch: int, out_ch: int) -> nn.Sequential:
 class UpsampleGenerator(nn.Module):
     """z (B, z_dim) -> images (B, channels, size, size) in [-1, 1]."""
 
-    def __init__(self, z_dim: int, width: int, channels: int, image_size: int):
+    def __init__(self, z_dim: int, width: int, channels: int, image_size: int, cond_dim: int = 0,
+                 modulation: bool = False):
         super().__init__()
         base, doublings = resolution_plan(image_size)
         ch = width * 2 ** (doublings - 1)
-        self.z_dim, self.channels, self.base = z_dim, ch, base
-        self.project = nn.Linear(z_dim, ch * base * base)
+        self.z_dim, self.channels, self.base, self.doublings = z_dim, ch, base, doublings
+        self.project = nn.Linear(z_dim + cond_dim, ch * base * base)
         blocks: list[nn.Module] = []
+        widths = []
         for _ in range(doublings):
             out = max(width, ch // 2)
             blocks += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, out, 5, padding=2), nn.LeakyReLU(0.2, inplace=True)]
             ch = out
+            widths.append(ch)
         for _ in range(2):
             blocks += [_same_4x4(ch, ch), nn.LeakyReLU(0.2, inplace=True)]
         blocks += [_same_4x4(ch, channels), nn.Tanh()]
         self.blocks = nn.Sequential(*blocks)
         self.apply(init_dcgan_weights)
+        # with modulation: a class-conditional gain and bias after each doubling's convolution
+        self.modulations = modulations(widths, cond_dim) if modulation else None
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        """``c``: the condition's input columns (B, width), empty for an unconditional generator."""
+        """``c``: the condition's code (B, cond_dim), empty for an unconditional generator."""
         z = join_condition(z, c)
         x = nn.functional.leaky_relu(self.project(z), 0.2)
         x = x.view(z.shape[0], self.channels, self.base, self.base)
-        return self.blocks(x)
+        if self.modulations is None:
+            return self.blocks(x)
+        for index, modulate in enumerate(self.modulations):
+            upsample, conv, act = self.blocks[3 * index : 3 * index + 3]
+            x = act(modulate(conv(upsample(x)), c))
+        return self.blocks[3 * self.doublings :](x)
 
 
 class DropoutDiscriminator(nn.Module):
