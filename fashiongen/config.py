@@ -217,6 +217,10 @@ class TrainConfig(_Section):
         False, description="Continue the finished run of the same code, params and data but fewer epochs up to "
         "train.epochs, instead of training afresh.",
     )
+    select: Literal["last", "best"] = Field(
+        "last", description="Which generator becomes models/generator.pt: the last epoch's, or the epoch's with the "
+        "lowest in-training FID (train.eval_every > 0; FID of train.eval_samples samples against training images).",
+    )
     schedule: Literal["constant", "cosine", "linear"] = Field(
         "constant", description="Shape of the decay of the learning rates and R1/R2 weights over the run's steps."
     )

@@ -80,6 +80,23 @@ def test_best_generator_is_the_epoch_with_the_lowest_fid(workdir):
     assert best["fid"] == pytest.approx(min(fids)) and best["epoch"] == 1 + int(np.argmin(fids))
 
 
+@pytest.mark.parametrize("select", ["last", "best"])
+def test_train_select_names_the_published_generator(workdir, select):
+    params = parse_params({"model": {"g_width": 8, "d_width": 8, "z_dim": 16},
+                           "train": {"epochs": 3, "batch_size": 32, "eval_samples": 100, "device": "cpu",
+                                     "select": select},
+                           "data": {"subset": 100}, "evaluate": {"num_samples": 100}})
+    run = paths(workdir)
+    last = train_gan(params, run)
+    published = torch.load(run.generator, weights_only=True)
+    best = torch.load(run.best_generator, weights_only=True)
+    expected = best["info"] if select == "best" else {"epoch": 3, "fid": last["fid"]}
+    assert {k: published["info"][k] for k in ("epoch", "fid")} == {k: expected[k] for k in ("epoch", "fid")}
+    assert published["info"]["select"] == select
+    same = all(torch.equal(published["state_dict"][k], best["state_dict"][k]) for k in best["state_dict"])
+    assert same == (select == "best" or best["info"]["epoch"] == 3)
+
+
 def test_hinge_and_wasserstein_values():
     hinge, wgan = make_loss("hinge"), make_loss("wgan-gp")
     assert hinge.d_loss(torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])).item() == pytest.approx(0.25 + 0.5)

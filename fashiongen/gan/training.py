@@ -257,14 +257,19 @@ def publish(run: TrainingRun, paths: TrainPaths, store: CheckpointStore, identit
     """Replace the stage's outputs with the finished run's (:mod:`fashiongen.gan.outputs`), then mark it published.
 
     ``final`` is the last epoch's generator (the EMA average when there is
-    one); without in-training FID the best generator is the last one.
+    one); ``models/generator_best.pt`` is the epoch with the lowest in-training
+    FID (the last one without in-training FID), and ``models/generator.pt``
+    is the one ``train.select`` names: ``last`` or ``best``.
     """
     epochs, resolved = params.train.epochs, params.model_dump()
-    best = run.best or {"state_dict": final, "epoch": epochs, "fid": None}
+    last = {"state_dict": final, "epoch": epochs, "fid": run.last.get("fid")}
+    best = run.best or last
+    selected = best if params.train.select == "best" else last
     publish_logs(paths)
     save_generator_state(paths.best_generator, best["state_dict"], spec, classes, resolved,
                          extra={"epoch": best["epoch"], "fid": best["fid"]})
-    save_generator_state(paths.generator, final, spec, classes, resolved, extra={"epoch": epochs})
+    save_generator_state(paths.generator, selected["state_dict"], spec, classes, resolved,
+                         extra={"epoch": selected["epoch"], "fid": selected["fid"], "select": params.train.select})
     store.mark_published(identity_digest(identity), epochs)
 
 
