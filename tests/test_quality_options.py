@@ -37,8 +37,10 @@ def workdir(tmp_path, monkeypatch):
         ({"arch": "upsample", "loss": "bce"}, {}),
         ({"arch": "upsample", "loss": "hinge", "spectral_norm": True, "d_dropout": 0.2}, {}),
         ({"loss": "bce", "d_dropout": 0.3}, {"augment": ["color", "translation", "cutout"], "ema": 0.0}),
+        ({"arch": "resnet", "loss": "hinge", "resnet_group_width": 8}, {"ema": 0.999}),
     ],
-    ids=["bce-ema", "lsgan", "hinge-sn", "wgan-gp", "upsample-bce", "upsample-hinge-sn", "dropout-diffaugment-noema"],
+    ids=["bce-ema", "lsgan", "hinge-sn", "wgan-gp", "upsample-bce", "upsample-hinge-sn", "dropout-diffaugment-noema",
+         "resnet-hinge-ema"],
 )
 def test_trains_without_nan(workdir, model, train):
     params = parse_params(
