@@ -144,13 +144,22 @@ class ModelConfig(_Section):
         "input", description="How the generator takes the condition: input (beside the noise) or modulation (also a "
         "class-conditional gain and bias of every block's features, BigGAN's conditional BatchNorm).",
     )
-    loss: Literal["bce", "lsgan", "hinge", "wgan-gp"] = "bce"
+    loss: Literal["bce", "lsgan", "hinge", "wgan-gp", "rpgan"] = "bce"
     gp_weight: float = Field(10.0, ge=0, le=1000, description="WGAN-GP's gradient penalty weight (wgan-gp only).")
+    r1_gamma: float = Field(
+        0.0, ge=0, le=10000, description="γ of the R1 penalty γ/2·E||∇D(x)||² on real images (any loss); 0 = off."
+    )
+    r2_gamma: Optional[float] = Field(
+        None, ge=0, le=10000, description="γ of the R2 penalty (the same on generated images); null = r1_gamma."
+    )
+    reg_every: int = Field(
+        1, ge=1, le=256, description="Lazy regularisation: R1/R2 every this many D updates, weighted by it (StyleGAN2)."
+    )
     z_dim: int = Field(100, ge=1, le=4096)
     g_width: int = Field(32, ge=4, le=2048)
     d_width: int = Field(32, ge=4, le=2048)
     d_norm: Literal["auto", "batch", "layer", "none"] = Field(
-        "auto", description="Normalisation in D; auto = batch for dcgan, none for upsample, layer for wgan-gp."
+        "auto", description="Normalisation in D; auto = none for resnet, layer for wgan-gp, else batch (dcgan) or none."
     )
     spectral_norm: bool = False
     d_dropout: Optional[float] = Field(None, ge=0, lt=1, description="Dropout in D; null = the arch's own (0 / 0.4).")
@@ -214,6 +223,10 @@ class ModelConfig(_Section):
                 "block": self.resnet_block, "group_width": self.resnet_group_width,
                 "blocks_per_stage": self.resnet_blocks}
 
+    def resolved_r2_gamma(self) -> float:
+        """R2's γ: ``r2_gamma``, or R1's when it is null."""
+        return self.r1_gamma if self.r2_gamma is None else self.r2_gamma
+
     def resolved_d_norm(self) -> str:
         if self.d_norm != "auto":
             return self.d_norm
@@ -249,7 +262,19 @@ class TrainConfig(_Section):
         False, description="Continue the finished run of the same code, params and data but fewer epochs up to "
         "train.epochs, instead of training afresh.",
     )
-    ema: float = Field(0.0, ge=0, lt=1, description="Decay of the generator's weight average; 0 = no average.")
+    schedule: Literal["constant", "cosine", "linear"] = Field(
+        "constant", description="Shape of the decay of the learning rates and R1/R2 weights over the run's steps."
+    )
+    lr_end_ratio: float = Field(1.0, gt=0, le=1, description="Learning rates at the last step ÷ at the first.")
+    gamma_end_ratio: float = Field(1.0, ge=0, le=1, description="R1/R2 weights at the last step ÷ at the first.")
+    ema_kimg: float = Field(
+        0.0, ge=0, le=100000,
+        description="Half-life of the generator's weight average, in thousands of images (StyleGAN2-ADA); 0 = no average.",
+    )
+    ema_rampup: Optional[float] = Field(
+        0.05, gt=0, le=1,
+        description="Early in the run the half-life is at most this × the images seen so far; null = no ramp-up.",
+    )
     d_steps: int = Field(1, ge=1, le=10, description="Discriminator updates per generator update.")
     augment: list[AugmentName] = Field(
         default_factory=list, description="DiffAugment policies applied to real and fake images."
@@ -375,6 +400,8 @@ def _describe(error: dict[str, Any]) -> str:
     key = ".".join(loc) or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
+        if tuple(loc) in REPLACED_KEYS:
+            return f"{key}: replaced by {REPLACED_KEYS[tuple(loc)]}."
         return f"{key}: unknown key.{_suggestion(loc)}"
     if kind == "value_error":
         return str(error["msg"]).removeprefix("Value error, ")
@@ -382,6 +409,13 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{key}: must be a mapping of keys, got {error['input']!r}"
     got = error.get("input")
     return f"{key} = {got!r}: {error['msg']} (got {type(got).__name__})"
+
+
+# keys that were renamed or replaced: (section, key) -> what to write instead
+REPLACED_KEYS: dict[tuple[str, str], str] = {
+    ("train", "ema"): "train.ema_kimg, the average's half-life in thousands of images (0 = off; a decay d at batch B "
+    "is a half-life of B·ln 0.5/ln d images)",
+}
 
 
 def _suggestion(loc: list[str]) -> str:

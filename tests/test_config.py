@@ -44,9 +44,10 @@ def test_unknown_section_is_named():
         ({"train": {"batch_size": 0}}, "train.batch_size", "greater than or equal to 2"),
         ({"train": {"lr_g": -1.0}}, "train.lr_g", "greater than 0"),
         ({"train": {"device": "gpu"}}, "train.device", "'auto', 'cpu' or 'cuda'"),
-        ({"model": {"loss": "wasserstein"}}, "model.loss", "'bce', 'lsgan', 'hinge' or 'wgan-gp'"),
+        ({"model": {"loss": "wasserstein"}}, "model.loss", "'bce', 'lsgan', 'hinge', 'wgan-gp' or 'rpgan'"),
         ({"train": {"augment": ["rotate"]}}, "train.augment.0", "'color', 'translation' or 'cutout'"),
-        ({"train": {"ema": 1.0}}, "train.ema", "less than 1"),
+        ({"train": {"ema_rampup": 0.0}}, "train.ema_rampup", "greater than 0"),
+        ({"model": {"reg_every": 0}}, "model.reg_every", "greater than or equal to 1"),
         ({"data": {"subset": 5}}, "data.subset", "greater than or equal to 50"),
         ({"evaluate": {"num_samples": True}}, "evaluate.num_samples", "valid integer"),
     ],
@@ -156,3 +157,10 @@ def test_allowed_values_are_the_registries():
     assert allowed(ModelConfig, "resnet_block") == set(BLOCKS)
     assert allowed(EncoderConfig, "arch") == set(ENCODER_ARCHS)
     assert set(get_args(AugmentName)) == set(AUGMENTS)
+
+
+def test_a_replaced_key_names_its_replacement_and_modulation_needs_a_condition():
+    with pytest.raises(ConfigError, match=r"train\.ema: replaced by train\.ema_kimg"):
+        parse_params({"train": {"ema": 0.999}})
+    with pytest.raises(ConfigError, match=r"model\.g_cond = 'modulation'.*model\.condition is 'none'"):
+        parse_params({"model": {"g_cond": "modulation"}})

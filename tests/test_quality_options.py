@@ -9,7 +9,7 @@ from torch import nn
 
 from fashiongen.config import parse_params
 from fashiongen.gan.augment import AUGMENTS, make_augment
-from fashiongen.gan.ema import GeneratorEMA, recompute_batchnorm
+from fashiongen.gan.ema import GeneratorEMA, ema_decay, recompute_batchnorm
 from fashiongen.gan.losses import gradient_penalty, make_loss
 from fashiongen.gan.training import train_gan
 from helpers import make_prepared, paths
@@ -30,17 +30,24 @@ def workdir(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "model, train",
     [
-        ({"loss": "bce"}, {"ema": 0.999}),
+        ({"loss": "bce"}, {"ema_kimg": 5.0}),
+        ({"loss": "rpgan", "r1_gamma": 1.0, "reg_every": 2}, {"schedule": "cosine", "lr_end_ratio": 0.25,
+                                                            "gamma_end_ratio": 0.1, "beta1": 0.0, "ema_kimg": 2.0}),
+        ({"loss": "bce", "r1_gamma": 0.5, "r2_gamma": 0.0, "condition": "label", "g_cond": "modulation"},
+         {"schedule": "linear", "lr_end_ratio": 0.5}),
+        ({"arch": "upsample", "loss": "rpgan", "r1_gamma": 0.1, "condition": "label", "g_cond": "modulation"}, {}),
         ({"loss": "lsgan"}, {}),
         ({"loss": "hinge", "spectral_norm": True}, {}),
         ({"loss": "wgan-gp"}, {"d_steps": 2}),
         ({"arch": "upsample", "loss": "bce"}, {}),
         ({"arch": "upsample", "loss": "hinge", "spectral_norm": True, "d_dropout": 0.2}, {}),
-        ({"loss": "bce", "d_dropout": 0.3}, {"augment": ["color", "translation", "cutout"], "ema": 0.0}),
-        ({"arch": "resnet", "loss": "hinge", "resnet_group_width": 8}, {"ema": 0.999}),
+        ({"loss": "bce", "d_dropout": 0.3}, {"augment": ["color", "translation", "cutout"], "ema_kimg": 0.0}),
+        ({"arch": "resnet", "loss": "rpgan", "r1_gamma": 0.1, "reg_every": 2, "condition": "label",
+          "g_cond": "modulation", "resnet_group_width": 8}, {"ema_kimg": 2.0}),
     ],
-    ids=["bce-ema", "lsgan", "hinge-sn", "wgan-gp", "upsample-bce", "upsample-hinge-sn", "dropout-diffaugment-noema",
-         "resnet-hinge-ema"],
+    ids=["bce-ema", "rpgan-r1r2-lazy-cosine-ema", "bce-r1-label-modulation-linear", "upsample-rpgan-label-modulation",
+         "lsgan", "hinge-sn", "wgan-gp", "upsample-bce", "upsample-hinge-sn", "dropout-diffaugment-noema",
+         "resnet-rpgan-r1-label-modulation"],
 )
 def test_trains_without_nan(workdir, model, train):
     params = parse_params(
@@ -56,8 +63,12 @@ def test_trains_without_nan(workdir, model, train):
     assert all(math.isfinite(final[k]) for k in ("d_loss", "g_loss", "d_real", "d_fake", "fid"))
     from fashiongen.gan.artifact import load_generator
 
+    from fashiongen.gan.conditions import condition_kind
+
     for path in (run.generator, run.best_generator):
-        images = load_generator(path).module(torch.randn(4, 16))
+        loaded = load_generator(path)
+        cond = condition_kind(loaded.spec.condition).example(loaded.spec, 4, seed=0)
+        images = loaded.module(torch.randn(4, 16), cond)
         assert images.shape == (4, 1, 28, 28) and torch.isfinite(images).all()
 
 
@@ -111,15 +122,25 @@ def test_translation_moves_whole_pixels_and_cutout_blanks_a_square():
     assert ((cut == 0).flatten(1).sum(1) == 64).all()  # one 8×8 square per image
 
 
-def test_ema_average_and_warm_up():
+def test_ema_half_life_in_images_with_ramp_up():
     live = nn.Linear(2, 1, bias=False)
-    ema = GeneratorEMA(live, decay=0.9)
-    start = ema.module.weight.detach().clone()
+    ema = GeneratorEMA(live, half_life_kimg=1.0, images_per_update=100, rampup=0.5)
     with torch.no_grad():
-        live.weight.add_(1.0)
-    ema.update()  # first update: warm-up decay min(0.9, 2/11)
-    torch.testing.assert_close(ema.module.weight, start + (1 - 2 / 11))
+        live.weight.fill_(1.0)
+    ema.update()  # no images seen yet: the ramped half-life is 0, the average takes the weights
+    torch.testing.assert_close(ema.module.weight, torch.ones(1, 2))
+    with torch.no_grad():
+        live.weight.fill_(3.0)
+    ema.update()  # 100 images seen: half-life min(1000, 0.5·100) = 50 images, β = 0.5^(100/50) = 0.25
+    torch.testing.assert_close(ema.module.weight, torch.full((1, 2), 0.25 * 1 + 0.75 * 3))
     assert not ema.module.weight.requires_grad
+
+
+def test_ema_decay_reaches_the_half_life_after_the_ramp_up():
+    # 1,000 updates of 128 images after 1,000 kimg: the ramp-up no longer binds, β^(half-life/128) = 1/2
+    decay = ema_decay(128, 10_000.0, 1_000_000, 0.05)
+    assert decay ** (10_000 / 128) == pytest.approx(0.5)
+    assert ema_decay(128, 10_000.0, 0, None) == pytest.approx(0.5 ** (128 / 10_000))  # no ramp-up
 
 
 def test_standing_statistics_replace_stale_batchnorm_buffers():

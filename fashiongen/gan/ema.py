@@ -1,7 +1,7 @@
 """An exponential moving average of the generator's weights, and what sampling it needs.
 
 The average generator is smoother than the last iterate and is what gets
-saved, sampled and scored (``train.ema`` > 0). Parameters are averaged;
+saved, sampled and scored (``train.ema_kimg`` > 0). Parameters are averaged;
 BatchNorm buffers cannot be (running statistics of one set of weights do not
 describe another), so before the average is used its BatchNorm statistics are
 recomputed from its own activations on fresh noise ("standing statistics",
@@ -19,15 +19,33 @@ from torch import nn
 STANDING_BATCHES = 16
 
 
-class GeneratorEMA:
-    """``average = decay·average + (1-decay)·current`` after every generator update.
+def ema_decay(images_per_update: int, half_life_images: float, images_seen: int, rampup: float | None) -> float:
+    """The decay β of one update whose average has a half-life of ``half_life_images`` images.
 
-    The decay warms up as ``min(decay, (1 + t) / (10 + t))`` so that the
-    average is not dominated by the random initialisation early in training.
+    StyleGAN2-ADA's rule (Karras et al. 2020, ``ema_kimg`` and ``ema_rampup``):
+    ``β = 0.5 ** (images_per_update / half_life)``, where the half-life is at
+    most ``rampup × images_seen`` (the images trained on before this update),
+    so early in a run, and in a short run, the average spans a fixed share of
+    the run instead of reaching back to the random initialisation. β is in
+    [0, 1); at the first update (no images seen, with a ramp-up) it is 0: the
+    average starts as the current weights.
+    """
+    half_life = half_life_images if rampup is None else min(half_life_images, rampup * images_seen)
+    return 0.5 ** (images_per_update / half_life) if half_life > 0 else 0.0
+
+
+class GeneratorEMA:
+    """``average = β·average + (1-β)·current`` after every generator update, β from a half-life in images.
+
+    ``half_life_kimg`` (thousands of images) and ``rampup``: see :func:`ema_decay`;
+    ``images_per_update`` is the number of training images between two updates
+    (batch size × processes × discriminator steps per generator step).
     """
 
-    def __init__(self, generator: nn.Module, decay: float):
-        self.decay = decay
+    def __init__(self, generator: nn.Module, half_life_kimg: float, images_per_update: int, rampup: float | None = 0.05):
+        self.half_life_images = half_life_kimg * 1000.0
+        self.images_per_update = images_per_update
+        self.rampup = rampup
         self.updates = 0
         self.module = copy.deepcopy(generator).requires_grad_(False)
         self._live = [p for p in generator.parameters()]
@@ -35,8 +53,9 @@ class GeneratorEMA:
 
     @torch.no_grad()
     def update(self) -> None:
+        decay = ema_decay(self.images_per_update, self.half_life_images, self.updates * self.images_per_update,
+                          self.rampup)
         self.updates += 1
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         torch._foreach_lerp_(self._avg, self._live, 1.0 - decay)
 
     def state_dict(self) -> dict:

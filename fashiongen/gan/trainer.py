@@ -17,7 +17,10 @@ What keeps the step cheap:
   ``compile=True`` hands both networks to ``torch.compile``.
 
 Options from the quality work: ``d_steps`` discriminator updates per generator
-update, WGAN-GP's gradient penalty (when the loss asks for it), DiffAugment
+update, WGAN-GP's gradient penalty (when the loss asks for it), the
+zero-centred R1/R2 penalties (any loss; lazily every ``reg_every`` D updates,
+weighted by ``reg_every``, as StyleGAN2 does), schedules of the learning rates
+and penalty weights over the run (:mod:`fashiongen.gan.schedules`), DiffAugment
 (``augment``, applied to real and fake alike) and the generator EMA, updated
 after every generator update.
 """
@@ -34,7 +37,8 @@ from torch import nn
 from fashiongen.gan.augment import Augment
 from fashiongen.gan.checkpoints import capture_rng, restore_rng
 from fashiongen.gan.ema import GeneratorEMA
-from fashiongen.gan.losses import GANLoss, gradient_penalty
+from fashiongen.gan.losses import GANLoss, gradient_penalty, zero_centred_penalty
+from fashiongen.gan.schedules import Schedule, constant
 
 # Order of the values in the tensor a step returns.
 STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
@@ -72,6 +76,13 @@ class GANTrainer:
     compile: bool = False
     d_steps: int = 1
     gp_weight: float = 10.0
+    r1_gamma: float = 0.0  # R1 (real) and R2 (generated) weights γ: the penalty is γ/2·E||∇D||²
+    r2_gamma: float = 0.0
+    reg_every: int = 1  # lazy regularisation: R1/R2 every this many D updates, weighted by it
+    schedule: Schedule = constant  # multiplier of the learning rates and γs by the run's progress
+    lr_end_ratio: float = 1.0
+    gamma_end_ratio: float = 1.0
+    total_updates: int = 0  # D updates of the whole run (the schedules' horizon); 0 = progress stays 0
     augment: Augment | None = None
     ema: GeneratorEMA | None = None
     # called on each network after its backward pass (several processes: average the gradients)
@@ -80,11 +91,30 @@ class GANTrainer:
     _d: Callable = field(init=False, repr=False)
     _d_updates: int = field(init=False, default=0)
     _g_loss: torch.Tensor = field(init=False, default_factory=lambda: torch.zeros(()))  # last generator loss
+    _base_lrs: list[list[float]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         # compiled callables for the hot path; the plain modules keep the state dicts
         self._g = torch.compile(self.generator) if self.compile else self.generator
         self._d = torch.compile(self.discriminator) if self.compile else self.discriminator
+        # the learning rates the schedule scales (an optimiser's state dict holds the scaled ones)
+        self._base_lrs = [[group["lr"] for group in opt.param_groups] for opt in (self.opt_g, self.opt_d)]
+
+    @property
+    def progress(self) -> float:
+        """Share of the run's D updates done, in [0, 1] (0 without a horizon)."""
+        return min(self._d_updates / self.total_updates, 1.0) if self.total_updates else 0.0
+
+    def _apply_schedule(self) -> float:
+        """Set this update's learning rates; returns the multiplier of the R1/R2 weights."""
+        lr_scale = self.schedule(self.progress, self.lr_end_ratio)
+        for opt, bases in zip((self.opt_g, self.opt_d), self._base_lrs):
+            for group, base in zip(opt.param_groups, bases):
+                group["lr"] = base * lr_scale
+        return self.schedule(self.progress, self.gamma_end_ratio)
+
+    def _regularises(self) -> bool:
+        return (self.r1_gamma > 0 or self.r2_gamma > 0) and self._d_updates % self.reg_every == 0
 
     @property
     def sampler(self) -> nn.Module:
@@ -136,23 +166,32 @@ class GANTrainer:
         encodings, or empty rows for an unconditional model); the fakes are
         generated for the same conditions.
         """
+        gamma_scale = self._apply_schedule()
+        regularise = self._regularises()
         z = self.sample_noise(len(real), real.device)
         with self._autocast(real.device):
             fake = self._g(z, cond)
-            real_out = self._d(self._view(real), cond).float()
-            fake_out = self._d(self._view(fake.detach()), cond).float()
+            real_view, fake_view = self._view(real), self._view(fake.detach())
+            if regularise:  # the penalties differentiate D's outputs by its inputs
+                real_view = real_view.detach().requires_grad_(self.r1_gamma > 0)
+                fake_view = fake_view.detach().requires_grad_(self.r2_gamma > 0)
+            real_out = self._d(real_view, cond).float()
+            fake_out = self._d(fake_view, cond).float()
         d_loss = self.loss.d_loss(real_out, fake_out)
         if self.loss.gradient_penalty:
             d_loss = d_loss + self.gp_weight * gradient_penalty(lambda x: self._d(x, cond), real, fake, self.rng)
+        objective = d_loss
+        if regularise:
+            objective = objective + self._penalties(real_out, real_view, fake_out, fake_view, gamma_scale)
         self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
+        objective.backward()
         if self.grad_sync is not None:
             self.grad_sync(self.discriminator)
         self.opt_d.step()
         self._d_updates += 1
 
         if self._d_updates % self.d_steps == 0:
-            self._g_loss = self._generator_update(fake, cond)
+            self._g_loss = self._generator_update(fake, cond, real_view.detach())
 
         with torch.no_grad():
             return torch.stack(
@@ -164,11 +203,27 @@ class GANTrainer:
                 ]
             )
 
-    def _generator_update(self, fake: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def _penalties(self, real_out: torch.Tensor, real_view: torch.Tensor, fake_out: torch.Tensor,
+                   fake_view: torch.Tensor, gamma_scale: float) -> torch.Tensor:
+        """``reg_every × (γ1/2·R1 + γ2/2·R2)`` at this step's γ multiplier (lazy regularisation)."""
+        weight = 0.5 * self.reg_every * gamma_scale
+        total = real_out.new_zeros(())
+        if self.r1_gamma > 0:
+            total = total + weight * self.r1_gamma * zero_centred_penalty(real_out, real_view)
+        if self.r2_gamma > 0:
+            total = total + weight * self.r2_gamma * zero_centred_penalty(fake_out, fake_view)
+        return total
+
+    def _generator_update(self, fake: torch.Tensor, cond: torch.Tensor, real_view: torch.Tensor) -> torch.Tensor:
+        """One G step on ``fake``; a relativistic loss also sees D's outputs on the batch's (viewed) real images."""
         with frozen(self.discriminator):
             with self._autocast(fake.device):
                 g_out = self._d(self._view(fake), cond).float()
-            g_loss = self.loss.g_loss(g_out)
+                real_out = None
+                if self.loss.needs_real_in_g:
+                    with torch.no_grad():
+                        real_out = self._d(real_view, cond).float()
+            g_loss = self.loss.g_loss(g_out, real_out)
             self.opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
         if self.grad_sync is not None:

@@ -53,6 +53,7 @@ from fashiongen.gan.outputs import TrainPaths, publish_logs
 from fashiongen.gan.run_identity import identity_digest, params_identity, run_identity
 from fashiongen.gan.run_state import TrainingRun, resume_plan
 from fashiongen.gan.losses import make_loss
+from fashiongen.gan.schedules import make_schedule
 from fashiongen.gan.sampling import generate_uint8, noise
 from fashiongen.gan.trainer import STAT_NAMES, GANTrainer, make_adam
 from fashiongen.images import save_grid, to_model_range
@@ -99,8 +100,15 @@ def build_trainer(
         compile=cfg.compile,
         d_steps=cfg.d_steps,
         gp_weight=model.gp_weight,
+        r1_gamma=model.r1_gamma,
+        r2_gamma=model.resolved_r2_gamma(),
+        reg_every=model.reg_every,
+        schedule=make_schedule(cfg.schedule),
+        lr_end_ratio=cfg.lr_end_ratio,
+        gamma_end_ratio=cfg.gamma_end_ratio,
         augment=make_augment(cfg.augment),
-        ema=GeneratorEMA(generator, cfg.ema) if cfg.ema > 0 else None,
+        ema=GeneratorEMA(generator, cfg.ema_kimg, cfg.batch_size * cfg.d_steps, cfg.ema_rampup)
+        if cfg.ema_kimg > 0 else None,
     )
     return spec, trainer
 
@@ -150,6 +158,7 @@ def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.de
         params, data.channels, data.image_size, device, num_classes=data.num_classes,
         encoding_dim=conditions.width, encoder=encoder_of(kind, paths.encodings),
     )
+    trainer.total_updates = cfg.epochs * steps_per_epoch  # the schedules' horizon
     run = TrainingRun(trainer, order_rng=trainer.rng, seed=cfg.seed)
     if ranks.enabled:
         # several processes: a shared permutation stream, and each rank its own noise
