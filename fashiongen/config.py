@@ -165,10 +165,10 @@ class ModelConfig(_Section):
     d_dropout: Optional[float] = Field(None, ge=0, lt=1, description="Dropout in D; null = the arch's own (0 / 0.4).")
     stage_widths: Optional[list[Annotated[int, Field(ge=4, le=4096)]]] = Field(
         None, description="arch resnet: channels per stage (resolution), coarsest first, for G and D; "
-        "null = derived from g_width/d_width (DCGAN's channels per resolution; width/2 at full size).",
+        "null = derived from g_width/d_width (DCGAN's channels per resolution; width/4 at full size).",
     )
     resnet_block: Literal["grouped", "depthwise", "basic"] = Field(
-        "grouped", description="arch resnet: the residual branch (fashiongen.models.resnet.BLOCKS): grouped or "
+        "depthwise", description="arch resnet: the residual branch (fashiongen.models.resnet.BLOCKS): grouped or "
         "depthwise inverted bottleneck (1x1, 3x3, 1x1 at 2x width), or basic (two 3x3).",
     )
     resnet_group_width: int = Field(16, ge=1, le=4096, description="arch resnet, block grouped: channels per group.")
@@ -204,9 +204,9 @@ class ModelConfig(_Section):
                              "dropout (R3GAN); set model.d_dropout: null")
         if self.resnet_block == "grouped":
             # a grouped block expands C to 2C channels in groups of resnet_group_width; derived stage widths are
-            # width // 2 and width * 2^k, so 2 * (width // 2) and 2 * width cover every stage
+            # width // 4 and width * 2^k, so 2 * (width // 4) and 2 * width cover every stage
             # (the number of stage widths is checked against the image size when the networks are built)
-            stages = self.stage_widths or [w for width in (self.g_width, self.d_width) for w in (width // 2, width)]
+            stages = self.stage_widths or [w for width in (self.g_width, self.d_width) for w in (width // 4, width)]
             bad = sorted({w for w in stages if (2 * w) % self.resnet_group_width})
             if bad:
                 raise ValueError(

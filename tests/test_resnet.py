@@ -36,8 +36,8 @@ def test_shapes_and_range_for_every_size(size, channels, block):
 
 
 def test_stage_widths_derived_and_given():
-    assert stage_widths_for(28, 32, None) == [64, 32, 16]  # DCGAN's 2w at 7 px, w at 14 px; w/2 at 28 px
-    assert stage_widths_for(64, 32, None) == [256, 128, 64, 32, 16]
+    assert stage_widths_for(28, 32, None) == [64, 32, 8]  # DCGAN's 2w at 7 px, w at 14 px; w/4 at 28 px
+    assert stage_widths_for(64, 32, None) == [256, 128, 64, 32, 8]
     generator = ResNetGenerator(16, 8, 1, 28, stage_widths=[48, 32, 16])
     assert generator.basis.linear.out_features == 48 * 7 * 7
     assert ResNetDiscriminator(8, 1, 28, stage_widths=[48, 32, 16]).feature_channels == 48
@@ -129,12 +129,12 @@ def test_r1_penalty_is_twice_differentiable_under_bf16_and_channels_last():
 
 
 def test_parameter_counts_match_dcgan_at_the_same_widths():
-    """G + D of resnet 32/32 (default block) is within 15 % of DCGAN 32/32 (383,616): 373,681 + 60,145 = 433,826."""
+    """G + D of resnet 32/32 (default: depthwise, 64/32/8) is 0.97× DCGAN 32/32's (383,616): 342,217 + 28,681."""
     dcgan = count(Generator(100, 32, 1, 28)) + count(Discriminator(32, 1, 28))
     generator, discriminator = ResNetGenerator(100, 32, 1, 28), ResNetDiscriminator(32, 1, 28)
     assert dcgan == 383_616
-    assert (count(generator), count(discriminator)) == (373_681, 60_145)
-    assert abs(count(generator) + count(discriminator) - dcgan) / dcgan < 0.15
+    assert (count(generator), count(discriminator)) == (342_217, 28_681)
+    assert abs(count(generator) + count(discriminator) - dcgan) / dcgan < 0.05
 
 
 def test_saved_generator_reloads_and_samples_the_same_images(tmp_path):
@@ -156,7 +156,7 @@ def test_saved_generator_reloads_and_samples_the_same_images(tmp_path):
 
 
 TINY = {
-    "model": {"arch": "resnet", "z_dim": 16, "g_width": 8, "d_width": 8, "resnet_group_width": 8},
+    "model": {"arch": "resnet", "z_dim": 16, "g_width": 8, "d_width": 8},
     "train": {"batch_size": 16},
 }
 
@@ -165,7 +165,7 @@ def test_config_wires_the_resnet_knobs():
     params = parse_params(TINY)
     assert params.model.resolved_d_norm() == "none"
     assert parse_params({"model": {**TINY["model"], "loss": "wgan-gp"}}).model.resolved_d_norm() == "none"
-    assert params.model.arch_options() == {"stage_widths": None, "block": "grouped", "group_width": 8,
+    assert params.model.arch_options() == {"stage_widths": None, "block": "depthwise", "group_width": 16,
                                            "blocks_per_stage": 1}
     assert parse_params({}).model.arch_options() == {}
 
@@ -173,8 +173,8 @@ def test_config_wires_the_resnet_knobs():
 @pytest.mark.parametrize(("model", "message"), [
     ({"d_norm": "batch"}, "no normalisation layers"),
     ({"d_dropout": 0.3}, "has no dropout"),
-    ({"resnet_group_width": 12}, r"resnet_group_width = 12 does not divide .* stages of \[4, 8\] channels"),
-    ({"stage_widths": [32, 16, 12], "resnet_group_width": 16}, r"stages of \[12\] channels"),
+    ({"resnet_block": "grouped", "resnet_group_width": 8}, r"resnet_group_width = 8 does not divide .* stages of \[2\] ch"),
+    ({"resnet_block": "grouped", "stage_widths": [32, 16, 12]}, r"stages of \[12\] channels"),
     ({"arch": "dcgan", "stage_widths": [64, 32, 16]}, "model.stage_widths is for model.arch resnet"),
     ({"resnet_block": "bottleneck"}, "resnet_block"),
 ])

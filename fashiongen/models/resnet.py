@@ -30,10 +30,13 @@ Stages: 28 px runs at 7, 14, 28; 32/64/128 px at 4, 8, …, size (one stage per
 resolution). ``stage_widths`` gives the channels per stage, coarsest first (the
 discriminator uses the same list from the finest stage down); ``None`` derives
 them from ``width``: DCGAN's channel counts at the same resolutions (``2 × width``
-at 7 px, ``width`` at 14 px for 28 px images), and ``width / 2`` at full
-resolution, where DCGAN has no feature map. At ``width`` 32 on 28 px images this
-matches DCGAN 32/32's parameter count within about 12 % (the 7×7 map's basis
-layer holds most of it in both).
+at 7 px, ``width`` at 14 px for 28 px images), and ``width / 4`` at full
+resolution, where DCGAN has no feature map. At ``width`` 32 on 28 px images
+([64, 32, 8]) the default ``depthwise`` networks have 0.97× DCGAN 32/32's
+parameters (the 7×7 map's basis layer holds most of them in both). The narrow
+full-resolution stage and the ``depthwise`` default were chosen by speed on a
+2-core CPU (benchmarks/resnet_speed.py, docs/benchmarks.md): at equal parameter
+count depthwise ran fastest, and 16 instead of 8 channels at 28 px cost 5–22 %.
 
 The generator's output is ``tanh``, unlike R3GAN's linear output: FashionGen's
 images live in [-1, 1] and every consumer (the discriminator's real batches,
@@ -67,12 +70,14 @@ def stage_resolutions(image_size: int) -> list[int]:
 def stage_widths_for(image_size: int, width: int, stage_widths: list[int] | tuple[int, ...] | None) -> list[int]:
     """Channels per stage, coarsest first: ``stage_widths`` checked against the stages of ``image_size``, or derived.
 
-    Derived: ``width // 2`` at full resolution, doubled at every coarser stage (DCGAN's counts).
+    Derived: ``width // 4`` at full resolution; ``width`` one stage coarser, doubled at every coarser one
+    (DCGAN's counts).
     Raises ValueError naming the stage count when ``stage_widths`` has the wrong length.
     """
     resolutions = stage_resolutions(image_size)
     if stage_widths is None:
-        return [width * 2 ** (len(resolutions) - 1 - i) // 2 for i in range(len(resolutions))]
+        coarse = [width * 2 ** (len(resolutions) - 2 - i) for i in range(len(resolutions) - 1)]
+        return coarse + [max(1, width // 4)]
     if len(stage_widths) != len(resolutions):
         raise ValueError(
             f"model.stage_widths has {len(stage_widths)} entries but {image_size} px images have {len(resolutions)} "
@@ -220,7 +225,7 @@ class ResNetGenerator(nn.Module):
     """
 
     def __init__(self, z_dim: int, width: int, channels: int, image_size: int, cond_dim: int = 0,
-                 modulation: bool = False, *, stage_widths: list[int] | None = None, block: str = "grouped",
+                 modulation: bool = False, *, stage_widths: list[int] | None = None, block: str = "depthwise",
                  group_width: int = 16, blocks_per_stage: int = 1):
         super().__init__()
         base, _ = resolution_plan(image_size)
@@ -248,7 +253,7 @@ class ResNetDiscriminator(nn.Module):
     """
 
     def __init__(self, width: int, channels: int, image_size: int, norm: str = "none", dropout: float | None = None,
-                 *, stage_widths: list[int] | None = None, block: str = "grouped", group_width: int = 16,
+                 *, stage_widths: list[int] | None = None, block: str = "depthwise", group_width: int = 16,
                  blocks_per_stage: int = 1):
         super().__init__()
         if norm != "none":
