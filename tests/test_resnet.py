@@ -205,3 +205,25 @@ def test_a_few_training_steps_through_the_trainer_stay_finite():
         assert torch.isfinite(stats).all()
     assert all(torch.isfinite(p).all() for p in trainer.generator.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.generator.parameters()))
+
+
+def test_a_modulated_resnet_generator_exports_to_onnx_with_pytorchs_images(tmp_path):
+    import onnxruntime
+
+    from fashiongen.export import export_generator
+    from fashiongen.gan.artifact import GeneratorSpec, LoadedGenerator, build_generator as build_from_spec
+
+    spec = GeneratorSpec(z_dim=16, width=8, channels=1, image_size=28, arch="resnet", condition="label",
+                         num_classes=10, cond_dim=6, modulation=True, arch_options={"stage_widths": [16, 8, 4]})
+    torch.manual_seed(0)
+    generator = build_from_spec(spec).eval()
+    for p in generator.parameters():
+        torch.nn.init.normal_(p, 0, 0.1)
+    out, _ = export_generator(LoadedGenerator(generator, spec, [str(i) for i in range(10)], {}), "onnx",
+                              tmp_path / "g.onnx")
+    z, labels = torch.randn(3, 16), torch.tensor([0, 4, 9])
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (images,) = session.run(None, {"z": z.numpy(), "cond": labels.numpy()})
+    with torch.no_grad():
+        expected = generator(z, labels)
+    torch.testing.assert_close(torch.from_numpy(images), expected, rtol=1e-4, atol=1e-4)
