@@ -202,6 +202,10 @@ class ModelConfig(_Section):
         if self.d_dropout:
             raise ValueError(f"model.d_dropout = {self.d_dropout} with model.arch = 'resnet': its discriminator has no "
                              "dropout (R3GAN); set model.d_dropout: null")
+        if self.spectral_norm:
+            raise ValueError("model.spectral_norm with model.arch = 'resnet': its residual branches start at zero "
+                             "(fix-up initialisation), which spectral normalisation turns into NaN; set "
+                             "model.spectral_norm: false (R3GAN regularises with model.r1_gamma instead)")
         if self.resnet_block == "grouped":
             # a grouped block expands C to 2C channels in groups of resnet_group_width; derived stage widths are
             # width // 4 and width * 2^k, so 2 * (width // 4) and 2 * width cover every stage

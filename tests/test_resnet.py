@@ -173,6 +173,7 @@ def test_config_wires_the_resnet_knobs():
 @pytest.mark.parametrize(("model", "message"), [
     ({"d_norm": "batch"}, "no normalisation layers"),
     ({"d_dropout": 0.3}, "has no dropout"),
+    ({"spectral_norm": True}, "spectral normalisation turns into NaN; set model.spectral_norm: false"),
     ({"resnet_block": "grouped", "resnet_group_width": 8}, r"resnet_group_width = 8 does not divide .* stages of \[2\] ch"),
     ({"resnet_block": "grouped", "stage_widths": [32, 16, 12]}, r"stages of \[12\] channels"),
     ({"arch": "dcgan", "stage_widths": [64, 32, 16]}, "model.stage_widths is for model.arch resnet"),
