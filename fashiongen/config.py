@@ -135,7 +135,7 @@ class EncoderConfig(_Section):
 class ModelConfig(_Section):
     """The GAN's architecture and objective."""
 
-    arch: Literal["dcgan", "upsample"] = "dcgan"
+    arch: Literal["dcgan", "upsample", "resnet"] = "dcgan"
     condition: Literal["none", "label", "encoding"] = Field(
         "none", description="Generator input: noise, noise + class embedding, or noise + encoding of a real image."
     )
@@ -159,10 +159,20 @@ class ModelConfig(_Section):
     g_width: int = Field(32, ge=4, le=2048)
     d_width: int = Field(32, ge=4, le=2048)
     d_norm: Literal["auto", "batch", "layer", "none"] = Field(
-        "auto", description="Normalisation in D; auto = batch for dcgan, none for upsample, layer for wgan-gp."
+        "auto", description="Normalisation in D; auto = none for resnet, layer for wgan-gp, else batch (dcgan) or none."
     )
     spectral_norm: bool = False
     d_dropout: Optional[float] = Field(None, ge=0, lt=1, description="Dropout in D; null = the arch's own (0 / 0.4).")
+    stage_widths: Optional[list[Annotated[int, Field(ge=4, le=4096)]]] = Field(
+        None, description="arch resnet: channels per stage (resolution), coarsest first, for G and D; "
+        "null = derived from g_width/d_width (DCGAN's channels per resolution; width/4 at full size).",
+    )
+    resnet_block: Literal["grouped", "depthwise", "basic"] = Field(
+        "depthwise", description="arch resnet: the residual branch (fashiongen.models.resnet.BLOCKS): grouped or "
+        "depthwise inverted bottleneck (1x1, 3x3, 1x1 at 2x width), or basic (two 3x3).",
+    )
+    resnet_group_width: int = Field(16, ge=1, le=4096, description="arch resnet, block grouped: channels per group.")
+    resnet_blocks: int = Field(1, ge=1, le=16, description="arch resnet: residual blocks per stage.")
 
     @model_validator(mode="after")
     def _modulation_needs_condition(self) -> "ModelConfig":
@@ -180,6 +190,43 @@ class ModelConfig(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _resnet_options_fit_the_arch(self) -> "ModelConfig":
+        if self.arch != "resnet":
+            if self.stage_widths is not None:
+                raise ValueError(f"model.stage_widths is for model.arch resnet, not {self.arch!r}; set it to null")
+            return self
+        if self.d_norm in ("batch", "layer"):
+            raise ValueError(f"model.d_norm = {self.d_norm!r} with model.arch = 'resnet': its discriminator has no "
+                             "normalisation layers (R3GAN); set model.d_norm to auto or none")
+        if self.d_dropout:
+            raise ValueError(f"model.d_dropout = {self.d_dropout} with model.arch = 'resnet': its discriminator has no "
+                             "dropout (R3GAN); set model.d_dropout: null")
+        if self.spectral_norm:
+            raise ValueError("model.spectral_norm with model.arch = 'resnet': its residual branches start at zero "
+                             "(fix-up initialisation), which spectral normalisation turns into NaN; set "
+                             "model.spectral_norm: false (R3GAN regularises with model.r1_gamma instead)")
+        if self.resnet_block == "grouped":
+            # a grouped block expands C to 2C channels in groups of resnet_group_width; derived stage widths are
+            # width // 4 and width * 2^k, so 2 * (width // 4) and 2 * width cover every stage
+            # (the number of stage widths is checked against the image size when the networks are built)
+            stages = self.stage_widths or [w for width in (self.g_width, self.d_width) for w in (width // 4, width)]
+            bad = sorted({w for w in stages if (2 * w) % self.resnet_group_width})
+            if bad:
+                raise ValueError(
+                    f"model.resnet_group_width = {self.resnet_group_width} does not divide the expanded width (2x) "
+                    f"of stages of {bad} channels; choose a group width that divides them or other widths"
+                )
+        return self
+
+    def arch_options(self) -> dict[str, Any]:
+        """The networks' shape keywords beyond the widths: resnet's knobs (empty for the other architectures)."""
+        if self.arch != "resnet":
+            return {}
+        return {"stage_widths": None if self.stage_widths is None else list(self.stage_widths),
+                "block": self.resnet_block, "group_width": self.resnet_group_width,
+                "blocks_per_stage": self.resnet_blocks}
+
     def resolved_r2_gamma(self) -> float:
         """R2's γ: ``r2_gamma``, or R1's when it is null."""
         return self.r1_gamma if self.r2_gamma is None else self.r2_gamma
@@ -187,6 +234,8 @@ class ModelConfig(_Section):
     def resolved_d_norm(self) -> str:
         if self.d_norm != "auto":
             return self.d_norm
+        if self.arch == "resnet":
+            return "none"
         if self.loss == "wgan-gp":
             return "layer"
         return "batch" if self.arch == "dcgan" else "none"

@@ -152,6 +152,9 @@ def test_allowed_values_are_the_registries():
     assert allowed(ModelConfig, "condition") == set(KINDS)
     assert allowed(ModelConfig, "loss") == set(LOSSES)
     assert allowed(ModelConfig, "d_norm") == set(NORMS) | {"auto"}
+    from fashiongen.models.resnet import BLOCKS
+
+    assert allowed(ModelConfig, "resnet_block") == set(BLOCKS)
     assert allowed(EncoderConfig, "arch") == set(ENCODER_ARCHS)
     assert set(get_args(AugmentName)) == set(AUGMENTS)
 

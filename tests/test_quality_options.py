@@ -42,9 +42,12 @@ def workdir(tmp_path, monkeypatch):
         ({"arch": "upsample", "loss": "bce"}, {}),
         ({"arch": "upsample", "loss": "hinge", "spectral_norm": True, "d_dropout": 0.2}, {}),
         ({"loss": "bce", "d_dropout": 0.3}, {"augment": ["color", "translation", "cutout"], "ema_kimg": 0.0}),
+        ({"arch": "resnet", "loss": "rpgan", "r1_gamma": 0.1, "reg_every": 2, "condition": "label",
+          "g_cond": "modulation"}, {"ema_kimg": 2.0}),
     ],
     ids=["bce-ema", "rpgan-r1r2-lazy-cosine-ema", "bce-r1-label-modulation-linear", "upsample-rpgan-label-modulation",
-         "lsgan", "hinge-sn", "wgan-gp", "upsample-bce", "upsample-hinge-sn", "dropout-diffaugment-noema"],
+         "lsgan", "hinge-sn", "wgan-gp", "upsample-bce", "upsample-hinge-sn", "dropout-diffaugment-noema",
+         "resnet-rpgan-r1-label-modulation"],
 )
 def test_trains_without_nan(workdir, model, train):
     params = parse_params(

@@ -13,7 +13,7 @@ loading, or refused with the version it has and the one needed.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +40,22 @@ class GeneratorSpec:
     cond_dim: int = 0  # class embedding size (label) or encoding size (encoding)
     encoder: str | None = None  # id of the encoder whose encodings it was trained on (encoding)
     modulation: bool = False  # the code also modulates every block (model.g_cond: modulation)
+    arch_options: dict[str, Any] = field(default_factory=dict)  # the arch's own shape (ModelConfig.arch_options)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The spec as plain values; without ``arch_options`` when empty, so older FashionGens read the file."""
+        data = dataclasses.asdict(self)
+        if not data["arch_options"]:
+            del data["arch_options"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "checkpoint") -> "GeneratorSpec":
         names = {field.name for field in dataclasses.fields(cls)}
         unknown = set(data) - names
-        missing = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING} - set(data)
+        required = {f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+        missing = required - set(data)
         if unknown or missing:
             raise CheckpointError(
                 f"{source}: generator config has unknown fields {sorted(unknown)} or lacks "
@@ -67,7 +74,7 @@ def build_generator(spec: GeneratorSpec) -> nn.Module:
         return models.build_generator(
             spec.arch, spec.z_dim, spec.width, spec.channels, spec.image_size,
             condition=KINDS[spec.condition], num_classes=spec.num_classes, cond_dim=spec.cond_dim,
-            modulation=spec.modulation,
+            modulation=spec.modulation, arch_options=spec.arch_options,
         )
     except ValueError as exc:
         raise CheckpointError(f"cannot build the generator: {exc}") from None

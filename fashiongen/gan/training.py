@@ -79,12 +79,13 @@ def build_trainer(
         z_dim=model.z_dim, width=model.g_width, channels=channels, image_size=image_size, arch=model.arch,
         condition=kind.name, num_classes=num_classes if kind.conditional else 0, cond_dim=cond_dim,
         encoder=encoder if kind.uses_encoder else None, modulation=model.g_cond == "modulation",
+        arch_options=model.arch_options(),
     )
     generator = build_generator(spec).to(device).to(memory_format=torch.channels_last)
     discriminator = build_discriminator(
         model.arch, model.d_width, channels, image_size,
         norm=model.resolved_d_norm(), spectral_norm=model.spectral_norm, dropout=model.d_dropout,
-        condition=kind, num_classes=num_classes, cond_dim=cond_dim,
+        condition=kind, num_classes=num_classes, cond_dim=cond_dim, arch_options=model.arch_options(),
     ).to(device).to(memory_format=torch.channels_last)
     betas = (cfg.beta1, cfg.beta2)
     trainer = GANTrainer(

@@ -13,19 +13,24 @@ from torch import nn
 
 from fashiongen.models.dcgan import Discriminator, Generator
 from fashiongen.models.layers import add_spectral_norm
+from fashiongen.models.resnet import ResNetDiscriminator, ResNetGenerator
 from fashiongen.models.upsample import REPORT_DROPOUT, DropoutDiscriminator, UpsampleGenerator
 
 if TYPE_CHECKING:  # pragma: no cover
     from fashiongen.gan.conditions import ConditionKind
 
 # model.arch -> (generator class(z_dim, width, channels, size, cond_dim=0, modulation=False),
-#               discriminator builder(width, channels, size, norm, dropout))
-GENERATORS: dict[str, Callable[..., nn.Module]] = {"dcgan": Generator, "upsample": UpsampleGenerator}
+#               discriminator builder(width, channels, size, norm, dropout)); both also take the architecture's
+# own shape options (resnet: stage_widths, block, group_width, blocks_per_stage) as keywords
+GENERATORS: dict[str, Callable[..., nn.Module]] = {
+    "dcgan": Generator, "upsample": UpsampleGenerator, "resnet": ResNetGenerator,
+}
 DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {
     "dcgan": lambda width, channels, size, norm, dropout: Discriminator(width, channels, size, norm=norm,
                                                                       dropout=dropout or 0.0),
     "upsample": lambda width, channels, size, norm, dropout: DropoutDiscriminator(
         width, channels, size, norm=norm, dropout=REPORT_DROPOUT if dropout is None else dropout),
+    "resnet": ResNetDiscriminator,
 }
 ARCHS = tuple(GENERATORS)
 
@@ -38,23 +43,26 @@ def _known(arch: str) -> None:
 def build_generator(
     arch: str, z_dim: int, width: int, channels: int, image_size: int,
     condition: "ConditionKind", num_classes: int = 0, cond_dim: int = 0, modulation: bool = False,
+    arch_options: dict | None = None,
 ) -> nn.Module:
     """A generator ``G(z, c)``; ``cond_dim`` is the width of the condition's code (fed beside the noise, and with
-    ``modulation`` also to a class-conditional gain and bias of every block's features)."""
+    ``modulation`` also to a class-conditional gain and bias of every block's features). ``arch_options``: the architecture's own shape keywords (resnet's)."""
     _known(arch)
-    base = GENERATORS[arch](z_dim, width, channels, image_size, cond_dim=cond_dim, modulation=modulation)
+    base = GENERATORS[arch](z_dim, width, channels, image_size, cond_dim=cond_dim, modulation=modulation,
+                            **(arch_options or {}))
     return condition.wrap_generator(base, num_classes, cond_dim)
 
 
 def build_discriminator(
     arch: str, width: int, channels: int, image_size: int, norm: str, spectral_norm: bool, dropout: float | None,
-    condition: "ConditionKind", num_classes: int = 0, cond_dim: int = 0,
+    condition: "ConditionKind", num_classes: int = 0, cond_dim: int = 0, arch_options: dict | None = None,
 ) -> nn.Module:
-    """A discriminator ``D(x, c)``.
+    """A discriminator ``D(x, c)``; ``arch_options`` as for :func:`build_generator`.
 
     ``dropout=None`` takes the architecture's own default (0 for dcgan, 0.4 for upsample).
     """
     _known(arch)
-    model = condition.wrap_discriminator(DISCRIMINATORS[arch](width, channels, image_size, norm, dropout),
+    model = condition.wrap_discriminator(DISCRIMINATORS[arch](width, channels, image_size, norm, dropout,
+                                                             **(arch_options or {})),
                                          num_classes, cond_dim)
     return add_spectral_norm(model) if spectral_norm else model

@@ -24,7 +24,7 @@ import torch
 from fashiongen.errors import CheckpointError
 
 # architecture -> the layout version today's code builds
-CURRENT: dict[str, int] = {"dcgan": 2, "upsample": 1}
+CURRENT: dict[str, int] = {"dcgan": 2, "upsample": 1, "resnet": 1}
 
 State = dict[str, torch.Tensor]
 
