@@ -144,16 +144,16 @@ class ModelConfig(_Section):
         "input", description="How the generator takes the condition: input (beside the noise) or modulation (also a "
         "class-conditional gain and bias of every block's features, BigGAN's conditional BatchNorm).",
     )
-    loss: Literal["bce", "lsgan", "hinge", "wgan-gp", "rpgan"] = "bce"
+    loss: Literal["bce", "lsgan", "hinge", "wgan-gp", "rpgan"] = "rpgan"
     gp_weight: float = Field(10.0, ge=0, le=1000, description="WGAN-GP's gradient penalty weight (wgan-gp only).")
     r1_gamma: float = Field(
-        0.0, ge=0, le=10000, description="γ of the R1 penalty γ/2·E||∇D(x)||² on real images (any loss); 0 = off."
+        0.1, ge=0, le=10000, description="γ of the R1 penalty γ/2·E||∇D(x)||² on real images (any loss); 0 = off."
     )
     r2_gamma: Optional[float] = Field(
         None, ge=0, le=10000, description="γ of the R2 penalty (the same on generated images); null = r1_gamma."
     )
     reg_every: int = Field(
-        1, ge=1, le=256, description="Lazy regularisation: R1/R2 every this many D updates, weighted by it (StyleGAN2)."
+        4, ge=1, le=256, description="Lazy regularisation: R1/R2 every this many D updates, weighted by it (StyleGAN2)."
     )
     z_dim: int = Field(100, ge=1, le=4096)
     g_width: int = Field(32, ge=4, le=2048)
@@ -244,7 +244,7 @@ class ModelConfig(_Section):
 class TrainConfig(_Section):
     """How the GAN is optimised."""
 
-    epochs: int = Field(15, ge=1, le=100000)
+    epochs: int = Field(40, ge=1, le=100000)
     batch_size: int = Field(128, ge=2, le=65536)
     lr_g: float = Field(2e-3, gt=0, le=1)
     lr_d: float = Field(2e-3, gt=0, le=1)
@@ -267,16 +267,16 @@ class TrainConfig(_Section):
         "train.epochs, instead of training afresh.",
     )
     select: Literal["last", "best"] = Field(
-        "last", description="Which generator becomes models/generator.pt: the last epoch's, or the epoch's with the "
+        "best", description="Which generator becomes models/generator.pt: the last epoch's, or the epoch's with the "
         "lowest in-training FID (train.eval_every > 0; FID of train.eval_samples samples against training images).",
     )
     schedule: Literal["constant", "cosine", "linear"] = Field(
-        "constant", description="Shape of the decay of the learning rates and R1/R2 weights over the run's steps."
+        "cosine", description="Shape of the decay of the learning rates and R1/R2 weights over the run's steps."
     )
-    lr_end_ratio: float = Field(1.0, gt=0, le=1, description="Learning rates at the last step ÷ at the first.")
+    lr_end_ratio: float = Field(0.05, gt=0, le=1, description="Learning rates at the last step ÷ at the first.")
     gamma_end_ratio: float = Field(1.0, ge=0, le=1, description="R1/R2 weights at the last step ÷ at the first.")
     ema_kimg: float = Field(
-        0.0, ge=0, le=100000,
+        20.0, ge=0, le=100000,
         description="Half-life of the generator's weight average, in thousands of images (StyleGAN2-ADA); 0 = no average.",
     )
     ema_rampup: Optional[float] = Field(
