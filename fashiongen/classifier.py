@@ -1,9 +1,11 @@
 """Fitting an image classifier: the loop shared by the evaluator and the encoder.
 
-Both are trained the same way: the split held on the device as uint8, batches
-drawn by index from a seeded permutation, random horizontal flips, AdamW with a
-one-cycle learning-rate schedule, test accuracy after every epoch. A model
-qualifies by offering ``features_and_logits(images) -> (features, logits)``.
+Both are trained the same way: batches of uint8 images drawn by index from a
+seeded permutation (:mod:`fashiongen.data.batches`: the split on the device when
+it fits ``data.preload_max_gb``, else read per batch from its file), random
+horizontal flips, AdamW with a one-cycle learning-rate schedule, test accuracy
+after every epoch. A model qualifies by offering
+``features_and_logits(images) -> (features, logits)``.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fashiongen.data.prepared import Split
+from fashiongen.data.batches import Images, Labelled
 from fashiongen.images import to_model_range
 from fashiongen.metrics.features import extract
 from fashiongen.progress import progress_bar
@@ -30,6 +33,7 @@ class FitSettings:
     lr: float
     seed: int
     hflip: bool = True  # off for tasks a mirror changes the answer of (rotation prediction)
+    steps_per_epoch: int | None = None  # at most this many steps per epoch; None = the whole split
 
 
 def random_hflip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -38,12 +42,21 @@ def random_hflip(images: torch.Tensor, generator: torch.Generator) -> torch.Tens
     return torch.where(flip[:, None, None, None], images.flip(3), images)
 
 
-def fit_classifier(model: nn.Module, train: Split, test: Split, settings: FitSettings, device: torch.device, name: str) -> tuple[float, float]:
-    """Train ``model`` on ``train``; returns its final (accuracy, mean cross-entropy) on ``test``."""
-    images = torch.from_numpy(train.images).to(device)
-    labels = torch.from_numpy(train.labels).to(device)
+def steps_in_epoch(n_images: int, settings: FitSettings) -> int:
+    """Full batches per epoch (at least 1: a split smaller than the batch is one batch), capped at ``steps_per_epoch``."""
+    steps = max(1, n_images // settings.batch_size)
+    return min(steps, settings.steps_per_epoch) if settings.steps_per_epoch else steps
+
+
+def fit_classifier(model: nn.Module, train: Labelled, test: Labelled, settings: FitSettings, device: torch.device, name: str) -> tuple[float, float]:
+    """Train ``model`` on ``train``; returns its final (accuracy, mean cross-entropy) on ``test``.
+
+    ``train.images`` must be on ``device`` (``ImageSource(..., device, budget)``); ``test`` may be anywhere.
+    """
+    images = train.images
+    labels = torch.from_numpy(np.asarray(train.labels)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=1e-4)
-    steps_per_epoch = max(1, len(images) // settings.batch_size)
+    steps_per_epoch = steps_in_epoch(len(images), settings)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=settings.lr, total_steps=settings.epochs * steps_per_epoch, pct_start=0.15
     )
@@ -55,7 +68,7 @@ def fit_classifier(model: nn.Module, train: Split, test: Split, settings: FitSet
             order = torch.randperm(len(images), generator=rng, device=device)
             for step in range(steps_per_epoch):
                 index = order[step * settings.batch_size : (step + 1) * settings.batch_size]
-                batch = to_model_range(images[index])
+                batch = to_model_range(images.take(index))
                 if settings.hflip:
                     batch = random_hflip(batch, rng)
                 batch = batch.contiguous(memory_format=torch.channels_last)
@@ -71,10 +84,10 @@ def fit_classifier(model: nn.Module, train: Split, test: Split, settings: FitSet
     return accuracy, loss_value
 
 
-def test_accuracy(model: nn.Module, images, labels, device: torch.device) -> tuple[float, float]:
-    """Top-1 accuracy and mean cross-entropy on a labelled split."""
+def test_accuracy(model: nn.Module, images: Images, labels: np.ndarray, device: torch.device) -> tuple[float, float]:
+    """Top-1 accuracy and mean cross-entropy on a labelled split (read in batches of 1000)."""
     _, logits = extract(model, images, batch_size=1000, device=device)
-    target = torch.as_tensor(labels)
+    target = torch.as_tensor(np.asarray(labels))
     accuracy = (logits.argmax(1) == target).float().mean().item()
     loss = F.cross_entropy(logits, target).item()
     return accuracy, loss

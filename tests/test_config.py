@@ -31,6 +31,13 @@ def test_misspelt_key_is_named_with_a_suggestion():
     assert "Did you mean 'train.epochs'?" in message
 
 
+def test_a_moved_key_names_its_new_place():
+    with pytest.raises(ConfigError) as error:
+        parse_params({"train": {"preload_max_gb": 4.0}})
+    assert "train.preload_max_gb: moved to data.preload_max_gb" in str(error.value)
+    assert parse_params({"data": {"preload_max_gb": 4.0}}).data.preload_max_gb == 4.0
+
+
 def test_unknown_section_is_named():
     with pytest.raises(ConfigError, match=r"trian: unknown key. Did you mean 'train'"):
         parse_params({"trian": {}})
