@@ -4,7 +4,9 @@ Both are trained the same way: batches of uint8 images drawn by index from a
 seeded permutation (:mod:`fashiongen.data.batches`: the split on the device when
 it fits ``data.preload_max_gb``, else read per batch from its file), random
 horizontal flips, AdamW with a one-cycle learning-rate schedule, test accuracy
-after every epoch. A model qualifies by offering
+after every epoch. A batch of big images is computed in parts of at most
+``MAX_BATCH_PIXELS`` pixels (:func:`backward_in_parts`), so memory does not
+grow with the image size times the batch. A model qualifies by offering
 ``features_and_logits(images) -> (features, logits)``.
 """
 
@@ -18,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fashiongen.data.batches import Images, Labelled
+from fashiongen.data.batches import Images, Labelled, bounded_batch, image_size
 from fashiongen.images import to_model_range
 from fashiongen.metrics.features import extract
 from fashiongen.progress import progress_bar
@@ -61,6 +63,10 @@ def fit_classifier(model: nn.Module, train: Labelled, test: Labelled, settings: 
         optimizer, max_lr=settings.lr, total_steps=settings.epochs * steps_per_epoch, pct_start=0.15
     )
     rng = torch.Generator(device=device).manual_seed(settings.seed)
+    micro = bounded_batch(settings.batch_size, image_size(images))
+    if micro < settings.batch_size:
+        log.info("%s: batches of %d images of %d px are computed %d at a time (gradients accumulated, BatchNorm "
+                 "statistics per part)", name, settings.batch_size, image_size(images), micro)
     accuracy = loss_value = float("nan")
     with progress_bar(settings.epochs * steps_per_epoch, name) as bar:
         for epoch in range(settings.epochs):
@@ -72,9 +78,7 @@ def fit_classifier(model: nn.Module, train: Labelled, test: Labelled, settings: 
                 if settings.hflip:
                     batch = random_hflip(batch, rng)
                 batch = batch.contiguous(memory_format=torch.channels_last)
-                loss = F.cross_entropy(model(batch), labels[index])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                backward_in_parts(model, optimizer, batch, labels[index], micro)
                 optimizer.step()
                 scheduler.step()
                 bar.update()
@@ -82,6 +86,29 @@ def fit_classifier(model: nn.Module, train: Labelled, test: Labelled, settings: 
             bar.set_postfix(epoch=epoch + 1, test_acc=f"{accuracy:.4f}")
             log.info("%s epoch %d/%d: test accuracy %.4f, test loss %.4f", name, epoch + 1, settings.epochs, accuracy, loss_value)
     return accuracy, loss_value
+
+
+def backward_in_parts(model: nn.Module, optimizer: torch.optim.Optimizer, batch: torch.Tensor, target: torch.Tensor,
+                      part: int) -> None:
+    """Gradients of the batch's mean cross-entropy, computed ``part`` images at a time (accumulated).
+
+    A batch of at most ``part`` images is one forward and backward pass. A
+    larger one (big images: :func:`~fashiongen.data.batches.bounded_batch`)
+    is split, so the activations held for the backward pass are those of
+    ``part`` images; each part's loss is weighted by its share of the batch,
+    so the gradient is the batch mean's, except that BatchNorm normalises
+    each part by its own statistics ("ghost batch norm", Hoffer et al. 2017).
+    """
+    if len(batch) <= part:
+        loss = F.cross_entropy(model(batch), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        return
+    optimizer.zero_grad(set_to_none=True)
+    for start in range(0, len(batch), part):
+        rows = slice(start, start + part)
+        share = len(target[rows]) / len(target)
+        (F.cross_entropy(model(batch[rows]), target[rows]) * share).backward()
 
 
 def test_accuracy(model: nn.Module, images: Images, labels: np.ndarray, device: torch.device) -> tuple[float, float]:

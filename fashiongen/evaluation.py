@@ -37,7 +37,7 @@ import torch
 
 from fashiongen.atomic import staged_files, write_json
 from fashiongen.config import EvaluateConfig
-from fashiongen.data.batches import Images, ImageSource, Joined, Subset
+from fashiongen.data.batches import Images, ImageSource, Joined, Subset, bounded_batch
 from fashiongen.data.prepared import PreparedData, load_prepared
 from fashiongen.device import resolve_device
 from fashiongen.gan.artifact import GeneratorSpec, load_generator
@@ -214,7 +214,8 @@ def score_generator(
     more metrics.
 
     Memory: real and generated images are read or made ``cfg.batch_size`` at a
-    time and only their features are kept, so it does not grow with the
+    time (at most :data:`~fashiongen.data.batches.MAX_BATCH_PIXELS` pixels a
+    batch) and only their features are kept, so it does not grow with the
     number of images. Returns (metrics, the first 64 samples as uint8 for the grid).
     """
     real_set = plan_real_set(len(data.split("train")), len(data.split("test")), cfg.num_samples, cfg.pr_neighbours)
@@ -225,6 +226,7 @@ def score_generator(
     source = np.resize(np.arange(real_set.count), n)  # sample i is conditioned like real image i mod R
     cond = real.conditions[torch.as_tensor(source)]
     z = noise(n, z_dim, cfg.seed)
+    batch = bounded_batch(cfg.batch_size, data.image_size)  # samples made (and measured) at a time
 
     def features(images):
         return extract(evaluator.model, images, cfg.batch_size, device)
@@ -235,7 +237,7 @@ def score_generator(
     floor_real, floor_other = real.floor_features(real_feats, space.extract)
     # the evaluator's view of the samples too when it is not the scoring space and classes are asked about
     both = not in_evaluator_space and (cond.numel() > 0 or inspect is not None)
-    measured, grid = sample_features(module, z, cond, cfg.batch_size, device,
+    measured, grid = sample_features(module, z, cond, batch, device,
                                      [space.extract, features] if both else [space.extract], keep=GRID_SAMPLES)
     fake_feats, fake_logits = measured[0]
     in_evaluator = measured[-1]
@@ -256,14 +258,15 @@ def score_generator(
     }
     if cond.numel():  # a conditional generator: does it follow its conditions, does the noise still matter?
         metrics["class_consistency"] = class_consistency(in_evaluator[1], real.labels[source])
-        metrics["diversity"] = diversity(module, z_dim, real.conditions, real.labels, cfg, real.images, features, device)
+        metrics["diversity"] = diversity(module, z_dim, real.conditions, real.labels, cfg, real.images, features, device,
+                                         batch)
     if inspect is not None:
         from fashiongen.analysis.inspection import Scored
 
         known = (real.floor_index, floor_other) if real.floor_index is not None else (np.empty(0, dtype=np.int64), None)
         metrics.update(inspect(Scored(module, z, cond, source, real, (real_feats, real_logits),
                                       (fake_feats, fake_logits), in_evaluator, known, space.extract, features,
-                                      in_evaluator_space, metrics)))
+                                      in_evaluator_space, metrics, batch)))
     return metrics, grid
 
 
@@ -278,7 +281,8 @@ def mean_pairwise_distance(features: torch.Tensor) -> torch.Tensor:
     return torch.cdist(features, features).sum(dim=(1, 2)) / (k * (k - 1))
 
 
-def diversity(module, z_dim, conditions, labels, cfg: EvaluateConfig, images: Images, features, device) -> float:
+def diversity(module, z_dim, conditions, labels, cfg: EvaluateConfig, images: Images, features, device,
+              batch: int | None = None) -> float:
     """Spread of samples sharing a condition relative to real images of its class (see the module doc).
 
     The groups are the conditions of ``diversity_groups`` random real images
@@ -292,7 +296,7 @@ def diversity(module, z_dim, conditions, labels, cfg: EvaluateConfig, images: Im
     sources = rng.choice(len(labels), size=groups, replace=False)
     cond = conditions[np.repeat(sources, per_group)]
     z = noise(groups * per_group, z_dim, cfg.seed + 1)
-    [(fake_feats, _)], _ = sample_features(module, z, cond, cfg.batch_size, device, [features])
+    [(fake_feats, _)], _ = sample_features(module, z, cond, batch or cfg.batch_size, device, [features])
     real_index = []
     for source in sources:
         same_class = np.flatnonzero(labels == labels[source])

@@ -75,6 +75,7 @@ class Scored:
     evaluator: Extract  # the evaluator's extractor (nearest neighbours, classes)
     in_evaluator_space: bool  # whether the scoring space is the evaluator's (features can be shared)
     metrics: dict  # the scores already computed (fid, precision, recall at ψ = 1)
+    batch_size: int = 1000  # samples made at a time (evaluate.batch_size, bounded by the image size)
 
     @property
     def z_dim(self) -> int:
@@ -83,9 +84,9 @@ class Scored:
     def __len__(self) -> int:
         return len(self.z)
 
-    def samples(self, rows: list[int], batch_size: int, device) -> torch.Tensor:
+    def samples(self, rows: list[int], device) -> torch.Tensor:
         """Samples ``rows`` (uint8, bit for bit those measured), made again from their noise."""
-        return redraw(self.module, self.z, self.cond, batch_size, device, rows)
+        return redraw(self.module, self.z, self.cond, self.batch_size, device, rows)
 
 
 def inspect_generator(cfg: EvaluateConfig, data: PreparedData, scored: Scored, out_dir: Path, device) -> dict:
@@ -101,7 +102,7 @@ def inspect_generator(cfg: EvaluateConfig, data: PreparedData, scored: Scored, o
     # only held-out reference images set the copy threshold (a training image is at distance 0 from itself)
     held_out = torch.from_numpy(np.asarray(scored.real.held_out, dtype=bool))
     found = memorisation(fake_feats, real_feats[held_out], train_feats, cfg.copy_percentile, NEIGHBOURS)
-    samples = functools.partial(scored.samples, batch_size=cfg.batch_size, device=device)
+    samples = functools.partial(scored.samples, device=device)
     save_grid(out_dir / OUTPUTS["neighbours"], neighbour_rows(samples, train, found, NEIGHBOUR_ROWS), nrow=1 + NEIGHBOURS)
     metrics = {**found.metrics(), "mifid": mifid(train_feats, fake_feats)}
 
@@ -155,7 +156,7 @@ def truncation_sweep(cfg: EvaluateConfig, scored: Scored, device):
             fid, precision, recall = (scored.metrics[key] for key in ("fid", "precision", "recall"))
         else:
             z = truncated_noise(len(scored), scored.z_dim, cfg.seed, psi)
-            [(feats, _)], _ = sample_features(scored.module, z, scored.cond, cfg.batch_size, device, [scored.space])
+            [(feats, _)], _ = sample_features(scored.module, z, scored.cond, scored.batch_size, device, [scored.space])
             fid = frechet_distance(scored.reference[0], feats)
             real_radii = knn_radii(scored.reference[0], cfg.pr_neighbours) if real_radii is None else real_radii
             precision, recall = precision_recall(scored.reference[0], feats, cfg.pr_neighbours, real_radii)

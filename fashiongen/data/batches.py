@@ -49,6 +49,10 @@ log = logging.getLogger(__name__)
 
 GIB = 1 << 30
 DIGEST_CHUNK_BYTES = 64 << 20  # rows hashed per read: 64 MB, whatever the image size
+# Images a network sees at once in inference (features, samples): at most this many pixels (H×W) per batch.
+# A batch of 1000 RGB images at 128 px through the evaluator's first layer is ~5 GB of activations; 2**20
+# pixels is 64 such images (~0.3 GB), while 1,337 Fashion-MNIST images fit, so their batches of 1000 are as before.
+MAX_BATCH_PIXELS = 1 << 20
 
 
 def fit_batch_to_split(params: Params, n_images: int, world_size: int = 1) -> Params:
@@ -276,6 +280,16 @@ def labelled_split(data: PreparedData, name: str, device: torch.device | str, bu
     """Split ``name`` of ``data``: its images on ``device`` (preloaded while ``budget`` lasts, else read per batch), its labels."""
     split = data.split(name)
     return Labelled(ImageSource(split.images, device, budget), np.array(split.labels))  # labels: small, copied
+
+
+def bounded_batch(batch_size: int, image_size: int) -> int:
+    """``batch_size``, capped so that a batch holds at most :data:`MAX_BATCH_PIXELS` pixels of ``image_size``² images (>= 1)."""
+    return max(1, min(batch_size, MAX_BATCH_PIXELS // (image_size * image_size)))
+
+
+def image_size(images: Images) -> int:
+    """The width in px of the images of a view (0 for an empty one)."""
+    return int(images.take(torch.arange(1)).shape[-1]) if len(images) else 0
 
 
 def iter_batches(images: Images, batch_size: int) -> Iterator[torch.Tensor]:

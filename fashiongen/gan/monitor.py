@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fashiongen.data.batches import Images, Subset
+from fashiongen.data.batches import Images, Subset, bounded_batch, image_size
 from fashiongen.gan.conditions import Conditions
 from fashiongen.gan.sampling import noise, sample_features
 from fashiongen.metrics.features import extract, load_evaluator
 from fashiongen.metrics.scores import frechet_distance
 
-BATCH = 1000  # images generated and measured at a time
+BATCH = 1000  # images generated and measured at a time (fewer for big images: bounded_batch)
 
 
 class FidMonitor:
@@ -34,9 +34,10 @@ class FidMonitor:
         self.z = noise(len(choice), z_dim, seed + 1)
         self.cond = conditions.of(choice)
         self.device = device
+        self.batch = bounded_batch(BATCH, image_size(real_images))
 
     def measure(self, generator: torch.nn.Module) -> float:
-        [(fake_features, _)], _ = sample_features(generator, self.z, self.cond, BATCH, self.device, [self._extract])
+        [(fake_features, _)], _ = sample_features(generator, self.z, self.cond, self.batch, self.device, [self._extract])
         return frechet_distance(self.real_features, fake_features)
 
     def _extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

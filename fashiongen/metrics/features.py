@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fashiongen.data.batches import Images, as_images, iter_batches
+from fashiongen.data.batches import Images, as_images, bounded_batch, image_size, iter_batches
 from fashiongen.errors import CheckpointError
 from fashiongen.images import to_model_range
 from fashiongen.model_files import EVALUATOR, read_model_file, save_model_file, state_dict_digest
@@ -72,9 +72,13 @@ def device_batches(images: np.ndarray | torch.Tensor | Images, batch_size: int, 
     """Consecutive uint8 batches of ``images`` on ``device``, for feature extractors.
 
     A memory-mapped array or a view (:mod:`fashiongen.data.batches`) is read one
-    batch at a time: only the features are ever held for a whole set.
+    batch at a time: only the features are ever held for a whole set. A batch
+    holds at most ``batch_size`` images and :data:`~fashiongen.data.batches.MAX_BATCH_PIXELS`
+    pixels (:func:`~fashiongen.data.batches.bounded_batch`), so the network's
+    activations stay bounded at any image size.
     """
-    for batch in iter_batches(as_images(images), batch_size):
+    view = as_images(images)
+    for batch in iter_batches(view, bounded_batch(batch_size, image_size(view) or 1)):
         yield batch.to(device)
 
 
