@@ -180,3 +180,54 @@ def test_gan_batches_stop_after_steps_per_epoch():
     capped = list(batches(images, 10, torch.Generator().manual_seed(0), conditions, steps=3))
     assert len(every) == 10 and len(capped) == 3
     assert all(torch.equal(a[0], b[0]) for a, b in zip(every, capped))  # the same draw, cut short
+
+
+# --- big images: bounded batches, samples made and measured a batch at a time ---------------------------------
+
+
+def test_batches_of_big_images_are_bounded_in_pixels():
+    from fashiongen.data.batches import MAX_BATCH_PIXELS, bounded_batch
+
+    assert bounded_batch(1000, 28) == 1000  # Fashion-MNIST's batches unchanged
+    assert bounded_batch(1000, 128) == 64 and 64 * 128 * 128 == MAX_BATCH_PIXELS
+    assert bounded_batch(256, 64) == 256 and bounded_batch(10, 4096) == 1
+
+
+class Blobs(torch.nn.Module):
+    """A deterministic 'generator' whose images follow the noise and the condition."""
+
+    def forward(self, z, c):
+        shift = c.float().sum(1)[:, None, None, None] if c.numel() else 0
+        return torch.tanh(z[:, :3, None, None].expand(-1, 3, 6, 6) + shift)
+
+
+def test_sample_features_equal_measuring_all_samples_at_once_and_redraw_gives_the_same_rows():
+    from fashiongen.gan.sampling import generate_uint8, noise, redraw, sample_features
+
+    z, cond = noise(70, 4, seed=3), torch.arange(70)[:, None] % 3
+    everything = generate_uint8(Blobs(), z, 16, "cpu", cond)
+
+    def extract(images):
+        flat = images.reshape(len(images), -1).float()
+        return flat[:, :5], flat.mean(1, keepdim=True)
+
+    [(features, logits), (again, _)], first = sample_features(Blobs(), z, cond, 16, "cpu", [extract, extract], keep=20)
+    expected = extract(everything)
+    assert torch.equal(features, expected[0]) and torch.equal(logits, expected[1]) and torch.equal(again, expected[0])
+    assert torch.equal(first, everything[:20])
+    assert torch.equal(redraw(Blobs(), z, cond, 16, "cpu", [69, 3, 40]), everything[[69, 3, 40]])
+
+
+def test_a_big_batch_computed_in_parts_has_the_whole_batch_gradient():
+    from fashiongen.classifier import backward_in_parts
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))  # no BatchNorm: parts change nothing
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    batch, target = torch.randn(10, 3, 2, 2), torch.arange(10) % 3
+    grads = {}
+    for part in (10, 4):  # one pass; parts of 4, 4, 2 (weighted by their share)
+        backward_in_parts(model, optimizer, batch, target, part)
+        grads[part] = [p.grad.clone() for p in model.parameters()]
+    for whole, parts in zip(grads[10], grads[4]):
+        torch.testing.assert_close(parts, whole)
