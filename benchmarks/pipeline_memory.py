@@ -68,7 +68,32 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="more params overrides, e.g. evaluate.num_samples=1000 (VALUE as JSON)")
     parser.add_argument("--json", help="also write the figures to this file (rewritten after every run)")
+    parser.add_argument("--table", metavar="JSON", help="print docs/benchmarks.md's table of a results file and exit")
     return parser.parse_args()
+
+
+def table(report: dict) -> str:
+    """Markdown: one row per stage, peak RSS (MB) and ms per image for each run, kind by kind."""
+    runs = sorted(report["runs"], key=lambda r: (r["kind"], r["n"]))
+    lines = []
+    for kind in ("unlabelled", "labelled"):
+        mine = [r for r in runs if r["kind"] == kind]
+        if not mine:
+            continue
+        head = " | ".join(f"N = {r['n']:,}: peak MB (preloaded), ms/image" for r in mine)
+        lines += [f"**{kind}**", "", f"| stage | {head} |", "|---|" + "---|" * len(mine)]
+        for stage in STAGES:
+            cells = []
+            for r in mine:
+                f = r["stages"].get(stage)
+                if f is None:
+                    cells.append("placeholder")
+                    continue
+                held = f" ({f['preloaded_mb']:.0f})" if f.get("preloaded_mb") else ""
+                cells.append(f"{f['peak_rss_mb']:.0f}{held}, {f['ms_per_image']:.2f}")
+            lines.append(f"| `{stage}` | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def make_photos(folder: Path, n: int, labelled: bool, seed: int = 0) -> None:
@@ -180,6 +205,9 @@ def bars(runs: list[dict]) -> dict:
 
 def main() -> None:
     args = parse_args()
+    if args.table:
+        print(table(json.loads(Path(args.table).read_text())))
+        return
     import torch
 
     scratch = Path(args.scratch)

@@ -140,6 +140,23 @@ def test_the_evaluator_is_the_same_whether_its_images_are_preloaded_or_read_per_
     assert in_memory["task"] == ("classes" if task == "labelled" else "rotation")
 
 
+def test_the_encoder_and_the_encodings_are_the_same_whatever_the_preload(prepared, tmp_path):
+    from fashiongen.config import parse_params
+    from fashiongen.encoding import encode_dataset, train_encoder
+
+    results = {}
+    for gb in (2.0, 0.0):
+        params = parse_params({"model": {"condition": "encoding"}, "data": {"preload_max_gb": gb},
+                               "encoder": {"epochs": 1, "batch_size": 64, "dim": 8}})
+        metrics = train_encoder(params, prepared / "labelled", tmp_path / f"{gb}.pt", tmp_path / f"{gb}.json")
+        encode_dataset(params, prepared / "labelled", tmp_path / f"{gb}.pt", tmp_path / f"codes{gb}")
+        results[gb] = metrics, {split: np.load(tmp_path / f"codes{gb}" / f"{split}_encodings.npy") for split in ("train", "test")}
+    assert results[2.0][0] == results[0.0][0]  # accuracy, loss and the weights' digest (the id)
+    for split in ("train", "test"):
+        assert results[2.0][1][split].shape == (160 if split == "train" else 64, 8)
+        np.testing.assert_array_equal(results[2.0][1][split], results[0.0][1][split])
+
+
 def test_the_rotation_recipe_hashes_what_the_four_copies_hashed(prepared):
     """The evaluator's recipe (its ruler id) of an unlabelled folder is the one the copies gave before."""
     from fashiongen.config import EvaluatorConfig
