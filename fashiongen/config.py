@@ -75,6 +75,11 @@ class DataConfig(_Section):
         description="Base URLs tried in order after local_dir.",
     )
     download_timeout_s: float = Field(60.0, gt=0, le=3600)
+    preload_max_gb: float = Field(
+        2.0, ge=0, le=1024,
+        description="GiB of prepared images a stage may hold in (device) memory; a split beyond what is left is "
+        "read batch by batch from its file (fashiongen/data/batches.py). Changes speed and memory, never a result.",
+    )
     subset: Optional[int] = Field(
         None, ge=50,
         description="First N images per split, class-balanced as far as the classes allow; null = all. "
@@ -114,6 +119,10 @@ class EvaluatorConfig(_Section):
     lr: float = Field(3e-3, gt=0, le=1)
     width: int = Field(32, ge=4, le=512)
     feature_dim: int = Field(128, ge=8, le=4096)
+    steps_per_epoch: Optional[int] = Field(
+        None, ge=1, description="At most this many steps per epoch (a fresh random draw of the split each epoch); "
+        "null = the whole split. Bounds the time of an epoch on a big folder.",
+    )
     seed: int = Field(0, ge=0, lt=2**32)
 
 
@@ -129,6 +138,10 @@ class EncoderConfig(_Section):
     epochs: int = Field(2, ge=1, le=1000)
     batch_size: int = Field(256, ge=8, le=65536)
     lr: float = Field(2e-3, gt=0, le=1)
+    steps_per_epoch: Optional[int] = Field(
+        None, ge=1, description="At most this many steps per epoch (a fresh random draw of the split each epoch); "
+        "null = the whole split. Bounds the time of an epoch on a big folder.",
+    )
     seed: int = Field(0, ge=0, lt=2**32)
 
 
@@ -246,6 +259,10 @@ class TrainConfig(_Section):
 
     epochs: int = Field(40, ge=1, le=100000)
     batch_size: int = Field(128, ge=2, le=65536)
+    steps_per_epoch: Optional[int] = Field(
+        None, ge=1, description="At most this many steps per epoch (a fresh random draw of the split each epoch); "
+        "null = the whole split. Bounds the time of an epoch on a big folder.",
+    )
     lr_g: float = Field(2e-3, gt=0, le=1)
     lr_d: float = Field(2e-3, gt=0, le=1)
     beta1: float = Field(0.5, ge=0, lt=1)
@@ -294,11 +311,6 @@ class TrainConfig(_Section):
         "(AVX512-BF16 or AMX), elsewhere the stage stops with an error. Changes the numerics: a run of its own.",
     )
     compile: bool = Field(False, description="Wrap both networks with torch.compile.")
-    preload_max_gb: float = Field(
-        2.0, ge=0, le=1024,
-        description="Training images up to this size are loaded into (device) memory; larger sets are read "
-        "batch by batch from the memory-mapped array.",
-    )
 
 
 class EvaluateConfig(_Section):
@@ -403,13 +415,23 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+# Keys that moved or were replaced: an old params.yaml gets an error naming the new key and why
+# (extra="forbid" refuses the old one). Old dotted key -> (new dotted key, what changed).
+MOVED_KEYS: dict[str, tuple[str, str]] = {
+    "train.preload_max_gb": ("data.preload_max_gb", "it now bounds the images every stage holds in memory"),
+    "train.ema": ("train.ema_kimg", "the average's half-life in thousands of images, 0 = off; a decay d at batch B "
+                  "is a half-life of B·ln 0.5/ln d images"),
+}
+
+
 def _describe(error: dict[str, Any]) -> str:
     loc = [str(part) for part in error["loc"]]
     key = ".".join(loc) or "(top level)"
     kind = error["type"]
+    if kind == "extra_forbidden" and key in MOVED_KEYS:
+        new_key, why = MOVED_KEYS[key]
+        return f"{key}: moved to {new_key} ({why}); rename it in params.yaml (or in `-S {new_key}=...`)."
     if kind == "extra_forbidden":
-        if tuple(loc) in REPLACED_KEYS:
-            return f"{key}: replaced by {REPLACED_KEYS[tuple(loc)]}."
         return f"{key}: unknown key.{_suggestion(loc)}"
     if kind == "value_error":
         return str(error["msg"]).removeprefix("Value error, ")
@@ -417,13 +439,6 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{key}: must be a mapping of keys, got {error['input']!r}"
     got = error.get("input")
     return f"{key} = {got!r}: {error['msg']} (got {type(got).__name__})"
-
-
-# keys that were renamed or replaced: (section, key) -> what to write instead
-REPLACED_KEYS: dict[tuple[str, str], str] = {
-    ("train", "ema"): "train.ema_kimg, the average's half-life in thousands of images (0 = off; a decay d at batch B "
-    "is a half-life of B·ln 0.5/ln d images)",
-}
 
 
 def _suggestion(loc: list[str]) -> str:

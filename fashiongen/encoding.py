@@ -26,6 +26,7 @@ import torch
 
 from fashiongen.atomic import atomic_directory, save_npy, write_json
 from fashiongen.config import Params
+from fashiongen.data.batches import Images, ImageSource, PreloadBudget, labelled_split
 from fashiongen.data.prepared import load_prepared
 from fashiongen.device import resolve_device
 from fashiongen.errors import CheckpointError, ConfigError, DataError
@@ -86,14 +87,16 @@ def train_encoder(params: Params, prepared_dir: Path, model_path: Path, metrics_
             "subfolders), and the encoder learns by classifying; use model.condition none, or sort the "
             "images into one subfolder per class."
         )
-    train, test = data.split("train", mmap=False), data.split("test", mmap=False)
+    budget = PreloadBudget.of(params.data)  # the splits on the device while they fit, else read per batch
+    train, test = (labelled_split(data, name, device, budget) for name in ("train", "test"))
     config = {"arch": cfg.arch, "dim": cfg.dim, "num_classes": data.num_classes, "channels": data.channels,
               "keep_maxpool": cfg.keep_maxpool, "image_size": data.image_size}
     model = Encoder(cfg.arch, cfg.dim, data.num_classes, data.channels, cfg.keep_maxpool)
     if cfg.weights == "imagenet":
         load_imagenet_backbone(model, cfg.arch)
     model = model.to(device).to(memory_format=torch.channels_last)
-    settings = FitSettings(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed)
+    settings = FitSettings(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+                           steps_per_epoch=cfg.steps_per_epoch)
     accuracy, loss = fit_classifier(model, train, test, settings, device, "train_encoder")
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     encoder_id = f"encoder-{state_dict_digest(state)[:16]}"
@@ -114,8 +117,9 @@ def load_encoder(path: Path | str, device: torch.device | str = "cpu") -> Loaded
     return LoadedEncoder(model.to(device).eval(), config, payload["id"])
 
 
-def encode_images(encoder: LoadedEncoder, images, batch_size: int = 500, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Normalised encodings (float32, CPU) of uint8 images N×C×H×W."""
+def encode_images(encoder: LoadedEncoder, images: np.ndarray | torch.Tensor | Images, batch_size: int = 500,
+                  device: torch.device | str = "cpu") -> torch.Tensor:
+    """Normalised encodings (float32, CPU, N × dim) of uint8 images N×C×H×W, read ``batch_size`` at a time."""
     projected, _ = extract(encoder.model, images, batch_size, device)
     return normalise_encodings(projected)
 
@@ -131,7 +135,7 @@ def encode_dataset(params: Params, prepared_dir: Path, encoder_path: Path, out_d
         encoder = load_encoder(encoder_path, device)
         data = load_prepared(prepared_dir)
         for split in ("train", "test"):
-            codes = encode_images(encoder, data.split(split).images, device=device)
+            codes = encode_images(encoder, ImageSource(data.split(split).images), device=device)  # read per batch
             save_npy(staging / f"{split}_encodings.npy", codes.numpy().astype(np.float32))
             log.info("%s: %d encodings of size %d", split, len(codes), codes.shape[1])
         meta = {"used": True, "dim": encoder.config["dim"], "encoder": encoder.id}

@@ -37,11 +37,12 @@ import torch
 
 from fashiongen.atomic import staged_files, write_json
 from fashiongen.config import EvaluateConfig
+from fashiongen.data.batches import Images, ImageSource, Joined, Subset, bounded_batch
 from fashiongen.data.prepared import PreparedData, load_prepared
 from fashiongen.device import resolve_device
 from fashiongen.gan.artifact import GeneratorSpec, load_generator
 from fashiongen.gan.conditions import condition_kind
-from fashiongen.gan.sampling import sample_uint8
+from fashiongen.gan.sampling import noise, sample_features
 from fashiongen.metrics.table import floors
 from fashiongen.images import save_grid
 from fashiongen.metrics.features import LoadedEvaluator, extract, load_evaluator
@@ -108,12 +109,12 @@ def evaluate(cfg: EvaluateConfig, paths: EvaluatePaths, device_name: str = "auto
     if paths.samples.parent != paths.metrics.parent:
         raise ValueError(f"EvaluatePaths: {paths.samples} must sit in the folder of {paths.metrics}")
     with staged_files(paths.metrics.parent) as staging:
-        metrics, fakes = score_generator(
+        metrics, grid = score_generator(
             generator.module, generator.spec.z_dim, cfg, data, evaluator, device, conditions, space,
             inspect=lambda scored: inspect_generator(cfg, data, scored, staging, device),
         )
         write_json(staging / paths.metrics.name, metrics)
-        save_grid(staging / paths.samples.name, fakes[:GRID_SAMPLES])
+        save_grid(staging / paths.samples.name, grid)
     log.info("FID %.3f (floor %.3f), KID %.5f, IS %.3f; %d samples against the %s real set of %d images",
              metrics["fid"], metrics["fid_floor"], metrics["kid_mean"], metrics["is_mean"], metrics["num_samples"],
              metrics["real_set"], metrics["real_count"])
@@ -140,18 +141,19 @@ def split_conditions(
 class RealDraw:
     """The real images of one evaluation (see :mod:`fashiongen.real_set`).
 
-    ``images`` (R×C×H×W uint8), their ``labels`` (R) and ``conditions`` (R
+    ``images`` (R uint8 C×H×W rows, a view read per batch:
+    :mod:`fashiongen.data.batches`), their ``labels`` (R) and ``conditions`` (R
     rows; R×0 for an unconditional generator) are the reference the samples are scored against. The floor pairs
     them with ``floor_images``, training images standing in for a perfect
     generator's samples (real set ``test``), or, when that is None, pairs the
     reference rows ``halves[0]`` with the rows ``halves[1]`` (``full``).
     """
 
-    images: np.ndarray
+    images: Images
     labels: np.ndarray
     conditions: torch.Tensor
     held_out: np.ndarray  # bool R: the reference rows from the test split (never trained on)
-    floor_images: np.ndarray | None = None
+    floor_images: Images | None = None
     floor_index: np.ndarray | None = None  # the training indices of ``floor_images``
     halves: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -166,25 +168,25 @@ def draw_real(real_set: RealSet, data: PreparedData, conditions: dict[str, torch
     """Pick the reference and floor images of ``real_set`` with a generator seeded by ``seed``.
 
     ``conditions``: one row per image of each split (:func:`split_conditions`).
+    The images stay in their files: the draw holds their indices.
     """
     rng = np.random.default_rng(seed)
-    train, test = data.split("train"), data.split("test")
+    splits = {name: data.split(name) for name in SPLITS}
+    train, test = (ImageSource(splits[name].images) for name in SPLITS)  # read per batch, never preloaded
+    labels = {name: np.asarray(splits[name].labels) for name in SPLITS}
     if real_set.name == TEST:
         index = pick(len(test), real_set.count, rng)
         cond = conditions["test"][torch.as_tensor(index)]
         floor_index = pick(len(train), real_set.floor_count, rng)
-        return RealDraw(test.images[index], np.asarray(test.labels)[index], cond, np.ones(len(index), dtype=bool),
-                        floor_images=train.images[floor_index], floor_index=floor_index)
+        return RealDraw(Subset(test, index), labels["test"][index], cond, np.ones(len(index), dtype=bool),
+                        floor_images=Subset(train, floor_index), floor_index=floor_index)
     index = pick(len(train) + len(test), real_set.count, rng)
     from_train, from_test = index[index < len(train)], index[index >= len(train)] - len(train)
-
-    def gather(by_split):
-        return np.concatenate([np.asarray(by_split["train"][from_train]), np.asarray(by_split["test"][from_test])])
-
     cond = torch.cat([conditions["train"][torch.as_tensor(from_train)], conditions["test"][torch.as_tensor(from_test)]])
     order, half = rng.permutation(real_set.count), real_set.floor_count
     return RealDraw(
-        gather({"train": train.images, "test": test.images}), gather({"train": train.labels, "test": test.labels}),
+        Joined((Subset(train, from_train), Subset(test, from_test))),
+        np.concatenate([labels["train"][from_train], labels["test"][from_test]]),
         cond, np.arange(real_set.count) >= len(from_train), halves=(np.sort(order[:half]), np.sort(order[half : 2 * half])),
     )
 
@@ -193,7 +195,7 @@ def score_generator(
     module: torch.nn.Module, z_dim: int, cfg: EvaluateConfig, data: PreparedData, evaluator: LoadedEvaluator, device,
     conditions: dict[str, torch.Tensor] | None = None, space: FeatureSpace | None = None, inspect: Callable | None = None,
 ) -> tuple[dict, torch.Tensor]:
-    """The metrics of ``cfg.num_samples`` samples of ``module`` and of the real-data floor; also the samples.
+    """The metrics of ``cfg.num_samples`` samples of ``module`` and of the real-data floor; also the first 64 samples.
 
     Any generator ``G(z, c)`` mapping noise (B, z_dim) to images in [-1, 1] can
     be scored this way, which is how the quality benchmark scores the textbook
@@ -210,6 +212,11 @@ def score_generator(
     :func:`fashiongen.analysis.inspection.inspect_generator`) gets what was
     scored as a :class:`~fashiongen.analysis.inspection.Scored` and returns
     more metrics.
+
+    Memory: real and generated images are read or made ``cfg.batch_size`` at a
+    time (at most :data:`~fashiongen.data.batches.MAX_BATCH_PIXELS` pixels a
+    batch) and only their features are kept, so it does not grow with the
+    number of images. Returns (metrics, the first 64 samples as uint8 for the grid).
     """
     real_set = plan_real_set(len(data.split("train")), len(data.split("test")), cfg.num_samples, cfg.pr_neighbours)
     n = real_set.num_samples
@@ -218,15 +225,22 @@ def score_generator(
     real = draw_real(real_set, data, conditions, cfg.seed)
     source = np.resize(np.arange(real_set.count), n)  # sample i is conditioned like real image i mod R
     cond = real.conditions[torch.as_tensor(source)]
-    fakes = sample_uint8(module, n, z_dim, cfg.seed, cfg.batch_size, device, cond=cond)
+    z = noise(n, z_dim, cfg.seed)
+    batch = bounded_batch(cfg.batch_size, data.image_size)  # samples made (and measured) at a time
 
     def features(images):
         return extract(evaluator.model, images, cfg.batch_size, device)
 
     space = space or FeatureSpace(evaluator.id, evaluator.recipe, features)
+    in_evaluator_space = space.id == evaluator.id
     real_feats, real_logits = space.extract(real.images)
     floor_real, floor_other = real.floor_features(real_feats, space.extract)
-    fake_feats, fake_logits = space.extract(fakes)
+    # the evaluator's view of the samples too when it is not the scoring space and classes are asked about
+    both = not in_evaluator_space and (cond.numel() > 0 or inspect is not None)
+    measured, grid = sample_features(module, z, cond, batch, device,
+                                     [space.extract, features] if both else [space.extract], keep=GRID_SAMPLES)
+    fake_feats, fake_logits = measured[0]
+    in_evaluator = measured[-1]
 
     model = score(real_feats, fake_feats, fake_logits, cfg)
     floor = score(floor_real, floor_other, real_logits, cfg)
@@ -243,17 +257,17 @@ def score_generator(
         "kid_subset_size": min(cfg.kid_subset_size, n, real_set.count),
     }
     if cond.numel():  # a conditional generator: does it follow its conditions, does the noise still matter?
-        class_logits = fake_logits if space.id == evaluator.id else features(fakes)[1]
-        metrics["class_consistency"] = class_consistency(class_logits, real.labels[source])
-        metrics["diversity"] = diversity(module, z_dim, real.conditions, real.labels, cfg, real.images, features, device)
+        metrics["class_consistency"] = class_consistency(in_evaluator[1], real.labels[source])
+        metrics["diversity"] = diversity(module, z_dim, real.conditions, real.labels, cfg, real.images, features, device,
+                                         batch)
     if inspect is not None:
         from fashiongen.analysis.inspection import Scored
 
         known = (real.floor_index, floor_other) if real.floor_index is not None else (np.empty(0, dtype=np.int64), None)
-        metrics.update(inspect(Scored(module, z_dim, fakes, cond, source, real, (real_feats, real_logits),
-                                      (fake_feats, fake_logits), known, space.extract, features,
-                                      space.id == evaluator.id, metrics)))
-    return metrics, fakes
+        metrics.update(inspect(Scored(module, z, cond, source, real, (real_feats, real_logits),
+                                      (fake_feats, fake_logits), in_evaluator, known, space.extract, features,
+                                      in_evaluator_space, metrics, batch)))
+    return metrics, grid
 
 
 def class_consistency(fake_logits: torch.Tensor, asked: np.ndarray) -> float:
@@ -267,7 +281,8 @@ def mean_pairwise_distance(features: torch.Tensor) -> torch.Tensor:
     return torch.cdist(features, features).sum(dim=(1, 2)) / (k * (k - 1))
 
 
-def diversity(module, z_dim, conditions, labels, cfg: EvaluateConfig, images, features, device) -> float:
+def diversity(module, z_dim, conditions, labels, cfg: EvaluateConfig, images: Images, features, device,
+              batch: int | None = None) -> float:
     """Spread of samples sharing a condition relative to real images of its class (see the module doc).
 
     The groups are the conditions of ``diversity_groups`` random real images
@@ -280,13 +295,13 @@ def diversity(module, z_dim, conditions, labels, cfg: EvaluateConfig, images, fe
     groups, per_group = min(cfg.diversity_groups, len(labels)), cfg.diversity_per_group
     sources = rng.choice(len(labels), size=groups, replace=False)
     cond = conditions[np.repeat(sources, per_group)]
-    fakes = sample_uint8(module, groups * per_group, z_dim, cfg.seed + 1, cfg.batch_size, device, cond=cond)
+    z = noise(groups * per_group, z_dim, cfg.seed + 1)
+    [(fake_feats, _)], _ = sample_features(module, z, cond, batch or cfg.batch_size, device, [features])
     real_index = []
     for source in sources:
         same_class = np.flatnonzero(labels == labels[source])
         real_index.append(rng.choice(same_class, size=per_group, replace=len(same_class) < per_group))
-    fake_feats, _ = features(fakes)
-    real_feats, _ = features(images[np.concatenate(real_index)])
+    real_feats, _ = features(Subset(images, np.concatenate(real_index)))
     spread = mean_pairwise_distance(fake_feats.view(groups, per_group, -1)).mean()
     real_spread = mean_pairwise_distance(real_feats.view(groups, per_group, -1)).mean()
     return float(spread / real_spread)

@@ -15,6 +15,7 @@ def main(params):
         prepared_dir=Path("data/prepared"),
         model_path=Path("models/evaluator.pt"),
         metrics_path=Path("results/evaluator/metrics.json"),
+        data_cfg=params.data,
     )
 
 

@@ -31,6 +31,13 @@ def test_misspelt_key_is_named_with_a_suggestion():
     assert "Did you mean 'train.epochs'?" in message
 
 
+def test_a_moved_key_names_its_new_place():
+    with pytest.raises(ConfigError) as error:
+        parse_params({"train": {"preload_max_gb": 4.0}})
+    assert "train.preload_max_gb: moved to data.preload_max_gb" in str(error.value)
+    assert parse_params({"data": {"preload_max_gb": 4.0}}).data.preload_max_gb == 4.0
+
+
 def test_unknown_section_is_named():
     with pytest.raises(ConfigError, match=r"trian: unknown key. Did you mean 'train'"):
         parse_params({"trian": {}})
@@ -160,7 +167,7 @@ def test_allowed_values_are_the_registries():
 
 
 def test_a_replaced_key_names_its_replacement_and_modulation_needs_a_condition():
-    with pytest.raises(ConfigError, match=r"train\.ema: replaced by train\.ema_kimg"):
+    with pytest.raises(ConfigError, match=r"train\.ema: moved to train\.ema_kimg"):
         parse_params({"train": {"ema": 0.999}})
     with pytest.raises(ConfigError, match=r"model\.g_cond = 'modulation'.*model\.condition is 'none'"):
         parse_params({"model": {"g_cond": "modulation"}})

@@ -6,10 +6,8 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from fashiongen.config import parse_params
-from fashiongen.data.batches import ImageSource
 from fashiongen.data.folder import (
     UNLABELLED_CLASS,
     class_names,
@@ -22,9 +20,8 @@ from fashiongen.data.folder import (
 )
 from fashiongen.data.npy_writer import NpyRowWriter
 from fashiongen.data.prepare import balanced_first_n
-from fashiongen.data.prepared import Split, load_prepared
+from fashiongen.data.prepared import load_prepared
 from fashiongen.errors import ConfigError, DataError
-from fashiongen.evaluator_training import rotation_task
 from helpers import make_photo_folder
 
 
@@ -160,25 +157,6 @@ def test_row_writer_writes_a_loadable_npy_and_shrinks_when_rows_are_missing(tmp_
     with pytest.raises(ValueError, match="expected"):
         with NpyRowWriter(tmp_path / "bad.npy", 2, (3, 4, 4)) as writer:
             writer.append(rows[0, 0])
-
-
-def test_image_source_gives_the_same_batches_in_memory_and_memory_mapped(tmp_path):
-    images = np.random.default_rng(0).integers(0, 256, (50, 3, 8, 8), dtype=np.uint8)
-    np.save(tmp_path / "x.npy", images)
-    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
-    in_memory = ImageSource(mapped, torch.device("cpu"), preload_max_gb=1.0)
-    streamed = ImageSource(mapped, torch.device("cpu"), preload_max_gb=0.0)
-    assert in_memory.in_memory and not streamed.in_memory
-    index = torch.tensor([7, 3, 49, 0, 3])
-    assert torch.equal(in_memory.take(index), streamed.take(index))
-    assert torch.equal(streamed.take(index), torch.from_numpy(images[[7, 3, 49, 0, 3]]))
-
-
-def test_rotation_task_labels_each_turn():
-    images = np.arange(2 * 1 * 3 * 3, dtype=np.uint8).reshape(2, 1, 3, 3)
-    task = rotation_task(Split(images=images, labels=np.zeros(2, dtype=np.int64)))
-    assert task.images.shape == (8, 1, 3, 3) and task.labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
-    assert np.array_equal(task.images[2], np.rot90(images[0], 1, axes=(1, 2)))
 
 
 def test_folder_params_are_validated():

@@ -109,18 +109,19 @@ def test_mifid_equals_torchmetrics(memorised):
 
 def test_training_features_reuse_the_floors_and_extract_the_rest_in_place():
     from fashiongen.analysis.inspection import Scored, training_features
+    from fashiongen.data.batches import ImageSource
 
     images = np.random.default_rng(0).integers(0, 255, (50, 1, 2, 2), dtype=np.uint8)
 
-    def extract(batch):
-        batch = np.asarray(batch)
-        return torch.from_numpy(batch.reshape(len(batch), -1).astype(np.float32)), None
+    def extract(batch):  # an array, or a view read by index (the split is never materialised)
+        rows = torch.from_numpy(batch) if isinstance(batch, np.ndarray) else batch.take(torch.arange(len(batch)))
+        return rows.reshape(len(rows), -1).float(), None
 
     known = np.array([3, 7, 8, 20])
     calls = []
-    scored = Scored(None, 4, None, None, None, None, None, None, (known, extract(images[known])[0]), None,
+    scored = Scored(None, None, None, None, None, None, None, None, (known, extract(images[known])[0]), None,
                     lambda batch: calls.append(len(batch)) or extract(batch), True, {})
-    torch.testing.assert_close(training_features(scored, images), extract(images)[0])
+    torch.testing.assert_close(training_features(scored, ImageSource(images)), extract(images)[0])
     assert calls == [46]  # only the images the floor did not measure
 
 

@@ -13,6 +13,7 @@ from fashiongen.data.folder import Entry, Manifest, is_test
 from fashiongen.data.requirements import dataset_problems, require_trainable_manifest
 from fashiongen.errors import DataError
 from fashiongen.evaluation import draw_real, pick, score_generator
+from fashiongen.gan.sampling import sample_uint8
 from fashiongen.real_set import choose_real_set, plan_real_set
 from helpers import make_evaluator, make_prepared
 
@@ -58,7 +59,8 @@ def test_the_full_set_draws_from_both_splits_and_the_floor_halves_are_disjoint(s
     real = draw_real(choose_real_set(150, 20, 10000), data, labels, seed=0)
     train, test = data.split("train"), data.split("test")
     everything = np.concatenate([train.images, test.images])
-    assert len(real.images) == 170 and (np.sort(real.images.reshape(170, -1), 0) == np.sort(everything.reshape(170, -1), 0)).all()
+    drawn = rows(real.images)
+    assert len(drawn) == 170 and (np.sort(drawn.reshape(170, -1), 0) == np.sort(everything.reshape(170, -1), 0)).all()
     assert (real.conditions.numpy() == real.labels).all()  # each image keeps its own condition
     first, second = real.halves
     assert len(first) == len(second) == 85 and not set(first) & set(second)
@@ -71,8 +73,13 @@ def test_the_test_set_draws_what_the_evaluation_always_drew(small_data):
     test_index, train_index = pick(20, 20, rng), pick(150, 20, rng)
     unconditional = {s: torch.empty(len(data.split(s)), 0) for s in ("train", "test")}
     real = draw_real(choose_real_set(150, 20, 20), data, unconditional, seed=3)
-    np.testing.assert_array_equal(real.images, data.split("test").images[test_index])
-    np.testing.assert_array_equal(real.floor_images, data.split("train").images[train_index])
+    np.testing.assert_array_equal(rows(real.images), data.split("test").images[test_index])
+    np.testing.assert_array_equal(rows(real.floor_images), data.split("train").images[train_index])
+
+
+def rows(images) -> np.ndarray:
+    """Every row of a view (fashiongen.data.batches) as one array: only for a test's few images."""
+    return images.take(torch.arange(len(images))).numpy()
 
 
 class Blobs(torch.nn.Module):
@@ -87,8 +94,9 @@ def test_score_generator_records_the_real_set_and_scores_n_samples_against_it(sm
 
     data, evaluator_path = small_data
     cfg = parse_params({"evaluate": {"num_samples": 300, "kid_subset_size": 1000}}).evaluate
-    metrics, fakes = score_generator(Blobs(), 8, cfg, data, load_evaluator(evaluator_path), "cpu")
-    assert len(fakes) == 300
+    metrics, grid = score_generator(Blobs(), 8, cfg, data, load_evaluator(evaluator_path), "cpu")
+    # the first 64 of the 300 samples come back for the grid (the others were measured a batch at a time)
+    assert torch.equal(grid, sample_uint8(Blobs(), 64, 8, cfg.seed, cond=torch.empty(64, 0)))
     assert (metrics["real_set"], metrics["real_count"], metrics["floor_count"], metrics["num_samples"]) == ("full", 170, 85, 300)
     assert metrics["kid_subset_size"] == 170
     assert all(np.isfinite(metrics[k]) for k in ("fid", "fid_floor", "kid_mean", "kid_mean_floor", "precision", "recall"))

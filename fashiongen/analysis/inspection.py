@@ -19,6 +19,7 @@ It returns the scalars for ``metrics.json``.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 from collections.abc import Callable
@@ -35,7 +36,8 @@ from fashiongen.analysis.truncation import truncated_noise
 from fashiongen.atomic import atomic_write
 from fashiongen.config import EvaluateConfig
 from fashiongen.data.prepared import PreparedData
-from fashiongen.gan.sampling import generate_uint8
+from fashiongen.data.batches import Images, ImageSource, Subset
+from fashiongen.gan.sampling import generate_uint8, redraw, sample_features
 from fashiongen.images import save_grid
 from fashiongen.metrics.scores import frechet_distance, knn_radii, precision_recall
 
@@ -61,35 +63,47 @@ class Scored:
     """What the evaluate stage sampled and measured: N samples and the R real reference images beside them."""
 
     module: torch.nn.Module
-    z_dim: int
-    fakes: torch.Tensor  # uint8 N×C×H×W, drawn from noise(N, z_dim, seed)
+    z: torch.Tensor  # float32 N×z_dim: sample i is G(z[i], cond[i]) (noise(N, z_dim, seed)), never held as images
     cond: torch.Tensor  # the condition of each sample (that of reference image source[i]; N×0 for none)
     source: np.ndarray  # int N: the reference image each sample was conditioned like
     real: Any  # fashiongen.evaluation.RealDraw: the reference images, labels and held-out mask
     reference: tuple[torch.Tensor, torch.Tensor]  # the reference's (features, logits) in the scoring space
     fake: tuple[torch.Tensor, torch.Tensor]  # the samples' (features, logits) in the scoring space
+    fake_in_evaluator: tuple[torch.Tensor, torch.Tensor] | None  # the same in the evaluator's space (= fake when shared)
     train: tuple[np.ndarray, torch.Tensor | None]  # training images already measured: (index, features in the scoring space)
     space: Extract  # the scoring space's extractor (FID, precision/recall)
     evaluator: Extract  # the evaluator's extractor (nearest neighbours, classes)
     in_evaluator_space: bool  # whether the scoring space is the evaluator's (features can be shared)
     metrics: dict  # the scores already computed (fid, precision, recall at ψ = 1)
+    batch_size: int = 1000  # samples made at a time (evaluate.batch_size, bounded by the image size)
+
+    @property
+    def z_dim(self) -> int:
+        return self.z.shape[1]
+
+    def __len__(self) -> int:
+        return len(self.z)
+
+    def samples(self, rows: list[int], device) -> torch.Tensor:
+        """Samples ``rows`` (uint8, bit for bit those measured), made again from their noise."""
+        return redraw(self.module, self.z, self.cond, self.batch_size, device, rows)
 
 
 def inspect_generator(cfg: EvaluateConfig, data: PreparedData, scored: Scored, out_dir: Path, device) -> dict:
     """Run every analysis and write its files into ``out_dir``; the scalars for ``metrics.json``."""
-    train = data.split("train")
+    train = ImageSource(data.split("train").images)  # read per batch, never preloaded
     if scored.in_evaluator_space:
         (real_feats, real_logits), (fake_feats, fake_logits) = scored.reference, scored.fake
     else:
         real_feats, real_logits = scored.evaluator(scored.real.images)
-        fake_feats, fake_logits = scored.evaluator(scored.fakes)
-    train_feats = training_features(scored, train.images)
+        fake_feats, fake_logits = scored.fake_in_evaluator
+    train_feats = training_features(scored, train)
 
     # only held-out reference images set the copy threshold (a training image is at distance 0 from itself)
     held_out = torch.from_numpy(np.asarray(scored.real.held_out, dtype=bool))
     found = memorisation(fake_feats, real_feats[held_out], train_feats, cfg.copy_percentile, NEIGHBOURS)
-    save_grid(out_dir / OUTPUTS["neighbours"], neighbour_rows(scored.fakes, train.images, found, NEIGHBOUR_ROWS),
-              nrow=1 + NEIGHBOURS)
+    samples = functools.partial(scored.samples, device=device)
+    save_grid(out_dir / OUTPUTS["neighbours"], neighbour_rows(samples, train, found, NEIGHBOUR_ROWS), nrow=1 + NEIGHBOURS)
     metrics = {**found.metrics(), "mifid": mifid(train_feats, fake_feats)}
 
     labels = np.asarray(scored.real.labels)
@@ -111,8 +125,11 @@ def inspect_generator(cfg: EvaluateConfig, data: PreparedData, scored: Scored, o
     return metrics
 
 
-def training_features(scored: Scored, images: np.ndarray) -> torch.Tensor:
-    """The evaluator's features of every training image (N_train × D), reusing those the floor already measured."""
+def training_features(scored: Scored, images: Images) -> torch.Tensor:
+    """The evaluator's features of every training image (N_train × D), reusing those the floor already measured.
+
+    ``images``: the training split, read per batch (:mod:`fashiongen.data.batches`).
+    """
     known_index, known = scored.train
     if not scored.in_evaluator_space or known is None:
         return scored.evaluator(images)[0]
@@ -120,7 +137,7 @@ def training_features(scored: Scored, images: np.ndarray) -> torch.Tensor:
     features = torch.empty(len(images), known.shape[1], dtype=known.dtype)
     features[torch.from_numpy(known_index)] = known
     if len(rest):
-        features[torch.from_numpy(rest)] = scored.evaluator(images[rest])[0]
+        features[torch.from_numpy(rest)] = scored.evaluator(Subset(images, rest))[0]
     return features
 
 
@@ -129,6 +146,7 @@ def truncation_sweep(cfg: EvaluateConfig, scored: Scored, device):
 
     The samples at ψ use the noise of the scored samples truncated to ψ and
     the same conditions, so ψ = 1 is the stage's own scores (not recomputed).
+    They are made and measured one batch at a time.
     """
     import pandas as pd
 
@@ -137,8 +155,8 @@ def truncation_sweep(cfg: EvaluateConfig, scored: Scored, device):
         if psi == 1.0:
             fid, precision, recall = (scored.metrics[key] for key in ("fid", "precision", "recall"))
         else:
-            z = truncated_noise(len(scored.fakes), scored.z_dim, cfg.seed, psi)
-            feats, _ = scored.space(generate_uint8(scored.module, z, cfg.batch_size, device, scored.cond))
+            z = truncated_noise(len(scored), scored.z_dim, cfg.seed, psi)
+            [(feats, _)], _ = sample_features(scored.module, z, scored.cond, scored.batch_size, device, [scored.space])
             fid = frechet_distance(scored.reference[0], feats)
             real_radii = knn_radii(scored.reference[0], cfg.pr_neighbours) if real_radii is None else real_radii
             precision, recall = precision_recall(scored.reference[0], feats, cfg.pr_neighbours, real_radii)
@@ -148,7 +166,7 @@ def truncation_sweep(cfg: EvaluateConfig, scored: Scored, device):
 
 def truncation_grid(cfg: EvaluateConfig, scored: Scored, device) -> torch.Tensor:
     """The first 8 samples' noise at ψ = 1 and at each ψ of the sweep, one row per ψ (uint8)."""
-    columns = min(TRUNCATION_COLUMNS, len(scored.fakes))
+    columns = min(TRUNCATION_COLUMNS, len(scored))
     cond = scored.cond[:columns]
     rows = [
         generate_uint8(scored.module, truncated_noise(columns, scored.z_dim, cfg.seed, psi), columns, device, cond)

@@ -30,11 +30,13 @@ torchmetrics' value.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from fashiongen.data.batches import Images
 from fashiongen.metrics.scores import frechet_distance
 
 CHUNK = 256  # queries per distance block: 256 × 60,000 float32 = 61 MB
@@ -132,14 +134,18 @@ def memorisation(
     )
 
 
-def neighbour_rows(fakes: torch.Tensor, train_images, result: Memorisation, rows: int = 8) -> torch.Tensor:
+def neighbour_rows(samples: Callable[[list[int]], torch.Tensor], train_images: Images, result: Memorisation,
+                   rows: int = 8) -> torch.Tensor:
     """The ``rows`` samples nearest to a training image, each followed by its k nearest training images.
 
+    ``samples(indices)`` gives those samples (uint8, in the order asked; the
+    evaluate stage makes them again from their noise rather than keeping
+    every sample); ``train_images`` is the training split, read by index.
     uint8 ((rows × (1 + k)) × C × H × W), row-major: a grid with ``1 + k`` columns.
     """
-    order = torch.argsort(result.neighbour_distances[:, 0])[:rows]
+    order = torch.argsort(result.neighbour_distances[:, 0])[:rows].tolist()
     tiles = []
-    for i in order.tolist():
-        tiles.append(fakes[i])
-        tiles.extend(torch.from_numpy(np.array(train_images[result.neighbour_indices[i].numpy()])))
+    for i, sample in zip(order, samples(order)):
+        tiles.append(sample)
+        tiles.extend(train_images.take(result.neighbour_indices[i]).cpu())
     return torch.stack(tiles)

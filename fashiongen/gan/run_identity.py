@@ -27,13 +27,13 @@ from typing import Any
 import numpy as np
 
 from fashiongen.config import Params
+from fashiongen.data.batches import sha256_of_images
 
 # train.* fields that change how a run is watched or where it runs, not its weights:
 # a checkpoint written under other values of these is still resumable. train.extend only
 # decides whether a finished run may be continued (see run_state.resume_plan).
 NOT_TRAJECTORY = frozenset(
-    {"device", "log_every", "checkpoint_every", "keep_checkpoints", "resume", "extend", "amp", "compile",
-     "preload_max_gb"}
+    {"device", "log_every", "checkpoint_every", "keep_checkpoints", "resume", "extend", "amp", "compile"}
 )
 
 
@@ -62,8 +62,8 @@ def params_identity(params: Params) -> dict[str, Any]:
 
 
 def run_identity(params: Params, train_images: np.ndarray, encoder: str | None) -> dict[str, Any]:
-    """The whole identity (see the module doc) of a run on ``train_images`` (uint8 N×C×H×W)."""
-    digest = hashlib.sha256(np.ascontiguousarray(train_images).data).hexdigest()
+    """The whole identity (see the module doc) of a run on ``train_images`` (uint8 N×C×H×W, read chunk by chunk)."""
+    digest = sha256_of_images(train_images)
     return {
         "code": code_digest(),
         **params_identity(params),

@@ -8,6 +8,8 @@ drawn, and the global RNG of a training run is never disturbed.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
+
 import numpy as np
 import torch
 from torch import nn
@@ -52,25 +54,35 @@ def noise(n: int, z_dim: int, seed: int) -> torch.Tensor:
     return torch.special.ndtri(torch.from_numpy(uniform)).to(torch.float32).reshape(n, z_dim)
 
 
-@torch.inference_mode()
-def generate_uint8(
+def generate_batches(
     generator: nn.Module, z: torch.Tensor, batch_size: int, device: torch.device | str, cond: torch.Tensor,
-) -> torch.Tensor:
-    """``G(z, c)`` as uint8 N×C×H×W on the CPU, in eval mode, ``batch_size`` rows at a time.
+) -> Iterator[torch.Tensor]:
+    """``G(z, c)`` as uint8 batches (``batch_size`` rows × C×H×W, on the CPU), in eval mode, one batch made at a time.
 
     ``z`` is N×z_dim noise, ``cond`` the N conditions (N×0 for an unconditional
-    generator: :mod:`fashiongen.gan.conditions`).
+    generator: :mod:`fashiongen.gan.conditions`). Batch ``b`` holds rows
+    ``b·batch_size ..``; a row depends only on its own noise and condition.
     """
     was_training = generator.training
     generator.eval()
     try:
-        chunks = []
         for i in range(0, len(z), batch_size):
             rows = slice(i, i + batch_size)
-            chunks.append(to_uint8(generator(z[rows].to(device), cond[rows].to(device))).cpu())
+            with torch.inference_mode():
+                batch = to_uint8(generator(z[rows].to(device), cond[rows].to(device))).cpu()
+            yield batch
     finally:
         generator.train(was_training)
-    return torch.cat(chunks)
+
+
+def generate_uint8(
+    generator: nn.Module, z: torch.Tensor, batch_size: int, device: torch.device | str, cond: torch.Tensor,
+) -> torch.Tensor:
+    """``G(z, c)`` as one uint8 N×C×H×W tensor on the CPU (:func:`generate_batches`, concatenated).
+
+    For a few images (grids, walks); to measure many, :func:`sample_features` never holds them all.
+    """
+    return torch.cat(list(generate_batches(generator, z, batch_size, device, cond)))
 
 
 def sample_uint8(
@@ -79,3 +91,47 @@ def sample_uint8(
 ) -> torch.Tensor:
     """``n`` images from fresh seeded noise and the given ``n`` conditions."""
     return generate_uint8(generator, noise(n, z_dim, seed), batch_size, device, cond)
+
+
+Extractor = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def sample_features(
+    generator: nn.Module, z: torch.Tensor, cond: torch.Tensor, batch_size: int, device: torch.device | str,
+    extractors: Sequence[Extractor], keep: int = 0,
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
+    """Features of ``G(z, c)`` in every feature space of ``extractors``, one batch of images made and measured at a time.
+
+    Each extractor maps a uint8 batch (B×C×H×W) to (features B×D, logits B×K);
+    their outputs are concatenated over the N rows of ``z``, in order. Memory:
+    one batch of images, never N (10,000 RGB images at 128 px are 0.5 GB as
+    uint8, 2 GB as float). Returns ([(features, logits) per extractor], the
+    first ``keep`` images, uint8, for a grid).
+    """
+    outputs: list[tuple[list, list]] = [([], []) for _ in extractors]
+    kept = []
+    for batch in generate_batches(generator, z, batch_size, device, cond):
+        for (features, logits), extractor in zip(outputs, extractors):
+            feats, outs = extractor(batch)
+            features.append(feats)
+            logits.append(outs)
+        if sum(len(k) for k in kept) < keep:
+            kept.append(batch[: keep - sum(len(k) for k in kept)])
+    results = [(torch.cat(f) if f else torch.empty(0), torch.cat(o) if o else torch.empty(0)) for f, o in outputs]
+    return results, (torch.cat(kept) if kept else torch.empty(0, dtype=torch.uint8))
+
+
+def redraw(
+    generator: nn.Module, z: torch.Tensor, cond: torch.Tensor, batch_size: int, device: torch.device | str,
+    rows: Sequence[int],
+) -> torch.Tensor:
+    """Rows ``rows`` of ``generate_uint8(generator, z, batch_size, device, cond)``, uint8, in the order given.
+
+    Only the batches holding them are made again, with the same batch
+    boundaries, so each row is bit for bit the one measured before.
+    """
+    made = {}
+    for start in sorted({int(row) // batch_size * batch_size for row in rows}):
+        span = slice(start, start + batch_size)
+        made[start] = generate_uint8(generator, z[span], batch_size, device, cond[span])
+    return torch.stack([made[int(row) // batch_size * batch_size][int(row) % batch_size] for row in rows])

@@ -1,6 +1,6 @@
 """The train stage: fit a GAN on the prepared images and write the generator.
 
-The training split (up to ``train.preload_max_gb``) is held on the training
+The training split (up to ``data.preload_max_gb``) is held on the training
 device as one uint8 tensor and batches are drawn by index from a seeded
 permutation: no DataLoader, no per-image Python, no host-to-device copy per
 step; a larger split is read batch by batch from its memory map
@@ -36,7 +36,7 @@ import torch
 
 from fashiongen.atomic import reset_directory
 from fashiongen.config import Params
-from fashiongen.data.batches import ImageSource, fit_batch_to_split
+from fashiongen.data.batches import ImageSource, PreloadBudget, fit_batch_to_split
 from fashiongen.data.prepared import load_prepared
 from fashiongen.device import autocast_dtype
 from fashiongen.errors import ConfigError, TrainingDiverged
@@ -115,16 +115,18 @@ def build_trainer(
 
 def batches(
     images: torch.Tensor | ImageSource, batch_size: int, rng: torch.Generator, conditions: Conditions,
-    ranks: Ranks = Ranks(),
+    ranks: Ranks = Ranks(), steps: int | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Full batches of one epoch, drawn by index from a fresh permutation: (images in [-1, 1], their conditions).
 
     With several processes every rank draws the same permutation (``rng`` is
-    seeded alike) and keeps its own slice of each global batch.
+    seeded alike) and keeps its own slice of each global batch. ``steps``
+    (``train.steps_per_epoch``) stops after that many batches.
     """
     take = images.take if isinstance(images, ImageSource) else images.__getitem__
     order = torch.randperm(len(images), device=images.device, generator=rng)
-    for start in range(0, len(images) - batch_size + 1, batch_size):
+    starts = range(0, len(images) - batch_size + 1, batch_size)
+    for start in starts[:steps]:
         index = ranks.shard(order[start : start + batch_size])
         real = to_model_range(take(index)).contiguous(memory_format=torch.channels_last)
         yield real, conditions.of(index)
@@ -147,12 +149,12 @@ def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.de
     train_images = data.split("train").images  # memory-mapped: ImageSource decides what to load
     params = fit_batch_to_split(params, len(train_images), ranks.world_size)  # a small folder: one batch of all
     cfg = params.train
-    steps_per_epoch = len(train_images) // cfg.batch_size
+    steps_per_epoch = min(len(train_images) // cfg.batch_size, cfg.steps_per_epoch or len(train_images))
     if steps_per_epoch == 0:
         raise ConfigError(f"train.batch_size={cfg.batch_size} exceeds the {len(train_images)} training images; lower it.")
     kind = condition_kind(params.model.condition)
     check_data_fits(kind, data, paths.prepared)
-    images = ImageSource(train_images, device, cfg.preload_max_gb)
+    images = ImageSource(train_images, device, PreloadBudget.of(params.data))
     conditions = load_conditions(kind, data.split("train").labels, data.num_classes, paths.encodings, device)
     spec, trainer = build_trainer(
         params, data.channels, data.image_size, device, num_classes=data.num_classes,
@@ -167,7 +169,7 @@ def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.de
         trainer.grad_sync = distributed.average_gradients
     fid = None
     if cfg.eval_every and ranks.is_main:
-        fid = FidMonitor(paths.evaluator, train_images, conditions, cfg.eval_samples, cfg.seed, spec.z_dim, device)
+        fid = FidMonitor(paths.evaluator, images, conditions, cfg.eval_samples, cfg.seed, spec.z_dim, device)
     store = CheckpointStore(paths.checkpoints, keep=cfg.keep_checkpoints)
     identity = run_identity(params, train_images, spec.encoder)
     action = plan_start(run, store, identity, cfg)
@@ -291,7 +293,7 @@ def train_one_epoch(
     """
     window = _StatWindow(images.device, ranks)
     order_rng = order_rng if order_rng is not None else trainer.rng
-    for step, (real, cond) in enumerate(batches(images, cfg.batch_size, order_rng, conditions, ranks)):
+    for step, (real, cond) in enumerate(batches(images, cfg.batch_size, order_rng, conditions, ranks, steps_per_epoch)):
         window.add(trainer.step(real, cond), len(real))
         bar.update()
         global_step = (epoch - 1) * steps_per_epoch + step + 1

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fashiongen.data.batches import Images, as_images, bounded_batch, image_size, iter_batches
 from fashiongen.errors import CheckpointError
 from fashiongen.images import to_model_range
 from fashiongen.model_files import EVALUATOR, read_model_file, save_model_file, state_dict_digest
@@ -67,19 +68,30 @@ def load_evaluator(path: Path | str, device: torch.device | str = "cpu") -> Load
     )
 
 
-def device_batches(images: np.ndarray | torch.Tensor, batch_size: int, device: torch.device | str):
-    """Consecutive uint8 batches of ``images`` on ``device``, for feature extractors."""
-    for start in range(0, len(images), batch_size):
-        chunk = images[start : start + batch_size]
-        # tensors as they are; arrays copied (a memory-mapped one is read-only, which torch warns about)
-        yield (chunk if isinstance(chunk, torch.Tensor) else torch.from_numpy(np.array(chunk))).to(device)
+def device_batches(images: np.ndarray | torch.Tensor | Images, batch_size: int, device: torch.device | str):
+    """Consecutive uint8 batches of ``images`` on ``device``, for feature extractors.
+
+    A memory-mapped array or a view (:mod:`fashiongen.data.batches`) is read one
+    batch at a time: only the features are ever held for a whole set. A batch
+    holds at most ``batch_size`` images and :data:`~fashiongen.data.batches.MAX_BATCH_PIXELS`
+    pixels (:func:`~fashiongen.data.batches.bounded_batch`), so the network's
+    activations stay bounded at any image size.
+    """
+    view = as_images(images)
+    for batch in iter_batches(view, bounded_batch(batch_size, image_size(view) or 1)):
+        yield batch.to(device)
 
 
 @torch.inference_mode()
 def extract(
-    model: Evaluator, images: np.ndarray | torch.Tensor, batch_size: int, device: torch.device | str = "cpu"
+    model: Evaluator, images: np.ndarray | torch.Tensor | Images, batch_size: int, device: torch.device | str = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features and logits (float32, on the CPU) of uint8 images, in large batches."""
+    """Features and logits (float32, on the CPU) of uint8 images N×C×H×W, ``batch_size`` at a time.
+
+    Returns (N × feature_dim, N × num_classes). ``images``: an array (a
+    memory-mapped one is read per batch), a tensor or a view of
+    :mod:`fashiongen.data.batches`.
+    """
     model.eval()
     features, logits = [], []
     for batch in device_batches(images, batch_size, device):
