@@ -248,3 +248,18 @@ def test_a_big_batch_computed_in_parts_has_the_whole_batch_gradient():
         grads[part] = [p.grad.clone() for p in model.parameters()]
     for whole, parts in zip(grads[10], grads[4]):
         torch.testing.assert_close(parts, whole)
+
+
+def test_outputs_are_written_into_one_allocation_per_output():
+    from fashiongen.data.batches import RowsOut
+
+    out = RowsOut(5)
+    parts = [(torch.arange(6.0).view(3, 2), torch.arange(3)), (torch.ones(2, 2), torch.tensor([7, 8]))]
+    for features, labels in parts:
+        out.add(features, labels)
+    features, labels = out.result(2)
+    assert torch.equal(features, torch.cat([parts[0][0], parts[1][0]])) and labels.tolist() == [0, 1, 2, 7, 8]
+    short = RowsOut(4)
+    short.add(torch.ones(3, 2))
+    with pytest.raises(ValueError, match="3 rows were added, 4 expected"):
+        short.result(1)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fashiongen.data.batches import RowsOut
 from fashiongen.images import to_uint8
 
 
@@ -108,16 +109,14 @@ def sample_features(
     uint8, 2 GB as float). Returns ([(features, logits) per extractor], the
     first ``keep`` images, uint8, for a grid).
     """
-    outputs: list[tuple[list, list]] = [([], []) for _ in extractors]
+    outputs = [RowsOut(len(z)) for _ in extractors]  # one allocation per output (see RowsOut)
     kept = []
     for batch in generate_batches(generator, z, batch_size, device, cond):
-        for (features, logits), extractor in zip(outputs, extractors):
-            feats, outs = extractor(batch)
-            features.append(feats)
-            logits.append(outs)
+        for out, extractor in zip(outputs, extractors):
+            out.add(*extractor(batch))
         if sum(len(k) for k in kept) < keep:
             kept.append(batch[: keep - sum(len(k) for k in kept)])
-    results = [(torch.cat(f) if f else torch.empty(0), torch.cat(o) if o else torch.empty(0)) for f, o in outputs]
+    results = [tuple(out.result(2)) for out in outputs]
     return results, (torch.cat(kept) if kept else torch.empty(0, dtype=torch.uint8))
 
 

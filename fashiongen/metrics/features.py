@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fashiongen.data.batches import Images, as_images, bounded_batch, image_size, iter_batches
+from fashiongen.data.batches import Images, RowsOut, as_images, bounded_batch, image_size, iter_batches
 from fashiongen.errors import CheckpointError
 from fashiongen.images import to_model_range
 from fashiongen.model_files import EVALUATOR, read_model_file, save_model_file, state_dict_digest
@@ -93,9 +93,9 @@ def extract(
     :mod:`fashiongen.data.batches`.
     """
     model.eval()
-    features, logits = [], []
+    out = RowsOut(len(images))  # one allocation per output: memory flat in the number of batches
     for batch in device_batches(images, batch_size, device):
         feats, outs = model.features_and_logits(to_model_range(batch).contiguous(memory_format=torch.channels_last))
-        features.append(feats.float().cpu())
-        logits.append(outs.float().cpu())
-    return torch.cat(features), torch.cat(logits)
+        out.add(feats.float().cpu(), outs.float().cpu())
+    features, logits = out.result(2)
+    return features, logits
