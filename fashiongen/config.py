@@ -154,8 +154,9 @@ class ModelConfig(_Section):
     )
     embed_dim: int = Field(32, ge=1, le=1024, description="Size of the class embedding (condition: label).")
     g_cond: Literal["input", "modulation"] = Field(
-        "input", description="How the generator takes the condition: input (beside the noise) or modulation (also a "
-        "class-conditional gain and bias of every block's features, BigGAN's conditional BatchNorm).",
+        "modulation", description="How a conditional generator takes the condition: input (beside the noise) or "
+        "modulation (also a class-conditional gain and bias of every block's features, BigGAN's conditional "
+        "BatchNorm). Without a condition (model.condition: none) there is nothing to modulate: both are the same.",
     )
     loss: Literal["bce", "lsgan", "hinge", "wgan-gp", "rpgan"] = "rpgan"
     gp_weight: float = Field(10.0, ge=0, le=1000, description="WGAN-GP's gradient penalty weight (wgan-gp only).")
@@ -186,13 +187,6 @@ class ModelConfig(_Section):
     )
     resnet_group_width: int = Field(16, ge=1, le=4096, description="arch resnet, block grouped: channels per group.")
     resnet_blocks: int = Field(1, ge=1, le=16, description="arch resnet: residual blocks per stage.")
-
-    @model_validator(mode="after")
-    def _modulation_needs_condition(self) -> "ModelConfig":
-        if self.g_cond == "modulation" and self.condition == "none":
-            raise ValueError("model.g_cond = 'modulation' modulates by the condition, but model.condition is 'none'; "
-                             "set model.g_cond: input, or model.condition: label or encoding")
-        return self
 
     @model_validator(mode="after")
     def _penalty_needs_per_sample_norm(self) -> "ModelConfig":

@@ -175,11 +175,14 @@ def test_diversity_is_zero_for_a_generator_that_ignores_the_noise():
     test = SimpleNamespace(images=np.random.default_rng(0).integers(0, 256, (40, 1, 28, 28), dtype=np.uint8))
     cfg = parse_params({"evaluate": {"diversity_groups": 5, "diversity_per_group": 4}}).evaluate
 
-    def features(images):
-        flat = torch.as_tensor(images).float().flatten(1)
+    def features(images):  # a batch of images (tensor) or a view of the reference set (rows read with take)
+        rows = images if isinstance(images, torch.Tensor) else images.take(np.arange(len(images)))
+        flat = torch.as_tensor(rows).float().flatten(1)
         return flat, flat
 
-    value = diversity(Copier(), 4, torch.as_tensor(labels), labels, cfg, test.images, features, "cpu")
+    from fashiongen.data.batches import as_images
+
+    value = diversity(Copier(), 4, torch.as_tensor(labels), labels, cfg, as_images(test.images), features, "cpu")
     assert value == 0.0
 
 

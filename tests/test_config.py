@@ -166,8 +166,6 @@ def test_allowed_values_are_the_registries():
     assert set(get_args(AugmentName)) == set(AUGMENTS)
 
 
-def test_a_replaced_key_names_its_replacement_and_modulation_needs_a_condition():
+def test_a_replaced_key_names_its_replacement():
     with pytest.raises(ConfigError, match=r"train\.ema: moved to train\.ema_kimg"):
         parse_params({"train": {"ema": 0.999}})
-    with pytest.raises(ConfigError, match=r"model\.g_cond = 'modulation'.*model\.condition is 'none'"):
-        parse_params({"model": {"g_cond": "modulation"}})

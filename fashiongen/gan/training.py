@@ -78,7 +78,7 @@ def build_trainer(
     spec = GeneratorSpec(
         z_dim=model.z_dim, width=model.g_width, channels=channels, image_size=image_size, arch=model.arch,
         condition=kind.name, num_classes=num_classes if kind.conditional else 0, cond_dim=cond_dim,
-        encoder=encoder if kind.uses_encoder else None, modulation=model.g_cond == "modulation",
+        encoder=encoder if kind.uses_encoder else None, modulation=model.g_cond == "modulation" and kind.conditional,
         arch_options=model.arch_options(),
     )
     generator = build_generator(spec).to(device).to(memory_format=torch.channels_last)
