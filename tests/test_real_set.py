@@ -167,19 +167,10 @@ def test_the_preview_grid_cycles_through_the_classes_the_training_split_holds():
 
 def test_preprocess_refuses_its_params_before_writing_anything(tmp_path):
     # 102 photos are enough for the download stage; data.subset 50 leaves 50 training + ~10 test images
-    import subprocess
-    import sys
-
-    from fashiongen.data.folder import scan_folder, write_manifest
-    from helpers import REPO_ROOT, make_small_photo_folder
+    from helpers import make_small_photo_folder
 
     photos = make_small_photo_folder(tmp_path / "photos", per_class=34)
-    write_manifest(tmp_path / "data/raw", scan_folder(photos))
-    (tmp_path / "data/prepared").mkdir()
-    (tmp_path / "data/prepared/meta.json").write_text("the previous run's")
-    (tmp_path / "params.yaml").write_text(f"data:\n  source: folder\n  folder: {photos}\n  subset: 50\n")
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "stages/preprocess.py")], cwd=tmp_path,
-                          capture_output=True, text=True)
+    done = preprocess_over_a_previous_output(tmp_path, photos, "  subset: 50\n")
     assert done.returncode == 2
     assert "at least 100 real images and there are" in done.stderr and "(50 training + " in done.stderr
     assert (tmp_path / "data/prepared/meta.json").read_text() == "the previous run's"
@@ -188,22 +179,29 @@ def test_preprocess_refuses_its_params_before_writing_anything(tmp_path):
 
 def test_preprocess_refuses_when_too_few_images_decode_and_keeps_the_previous_output(tmp_path):
     """102 listed photos pass download; 4 of them do not decode, so 98 remain: refused before the swap."""
-    import subprocess
-    import sys
-
-    from fashiongen.data.folder import scan_folder, write_manifest
-    from helpers import REPO_ROOT, make_small_photo_folder
+    from helpers import make_small_photo_folder
 
     photos = make_small_photo_folder(tmp_path / "photos", per_class=34)
     for path in sorted(photos.glob("*/*"))[:4]:
         path.write_bytes(path.read_bytes()[:40])  # truncated: still an image by its header, not decodable
-    write_manifest(tmp_path / "data/raw", scan_folder(photos))
-    (tmp_path / "data/prepared").mkdir()
-    (tmp_path / "data/prepared/meta.json").write_text("the previous run's")
-    (tmp_path / "params.yaml").write_text(f"data:\n  source: folder\n  folder: {photos}\n")
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "stages/preprocess.py")], cwd=tmp_path,
-                          capture_output=True, text=True)
+    done = preprocess_over_a_previous_output(tmp_path, photos)
     assert done.returncode == 2, done.stderr
     assert "at least 100 real images and there are 98" in done.stderr
     assert (tmp_path / "data/prepared/meta.json").read_text() == "the previous run's"
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["prepared", "raw"]  # no staging left
+
+
+def preprocess_over_a_previous_output(tmp_path, photos, extra_data_params: str = ""):
+    """Run stages/preprocess.py on ``photos`` where data/prepared holds a previous run's meta.json."""
+    import subprocess
+    import sys
+
+    from fashiongen.data.folder import scan_folder, write_manifest
+    from helpers import REPO_ROOT
+
+    write_manifest(tmp_path / "data/raw", scan_folder(photos))
+    (tmp_path / "data/prepared").mkdir()
+    (tmp_path / "data/prepared/meta.json").write_text("the previous run's")
+    (tmp_path / "params.yaml").write_text(f"data:\n  source: folder\n  folder: {photos}\n{extra_data_params}")
+    return subprocess.run([sys.executable, str(REPO_ROOT / "stages/preprocess.py")], cwd=tmp_path,
+                          capture_output=True, text=True)
