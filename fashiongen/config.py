@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -25,6 +25,9 @@ DEFAULT_PARAMS_PATH = Path("params.yaml")
 FASHION_MNIST_SIZE = 28
 FOLDER_SIZES = (32, 64, 128)
 DEFAULT_FOLDER_SIZE = 64
+# train.reg_chunk auto: pixels (images × H × W) per R1/R2 pass; its double backward through D at 128 px and
+# batch 128 took the train stage to 3.1 GB (docs/benchmarks.md, issue 22)
+REG_PIXELS_PER_PASS = 2**19
 # Option values: each must equal its registry's names (tests/test_config.py checks every one).
 AugmentName = Literal["color", "translation", "cutout"]  # fashiongen.gan.augment.AUGMENTS
 
@@ -295,6 +298,13 @@ class TrainConfig(_Section):
         description="Early in the run the half-life is at most this × the images seen so far; null = no ramp-up.",
     )
     d_steps: int = Field(1, ge=1, le=10, description="Discriminator updates per generator update.")
+    reg_chunk: Union[Literal["auto"], Annotated[int, Field(ge=1, le=65536)]] = Field(
+        "auto",
+        description="Images per R1/R2 pass (its memory grows with it): N = separate passes over N images at a time, "
+        "a batch of at most N shares the D step's own pass; auto = the whole batch while batch_size × H × W is at "
+        f"most {REG_PIXELS_PER_PASS} pixels (28 to 64 px at batch 128), else chunks of {REG_PIXELS_PER_PASS} / "
+        "(H × W) images (32 at 128 px). Chunks change the numbers only for a discriminator with batch norm.",
+    )
     augment: list[AugmentName] = Field(
         default_factory=list, description="DiffAugment policies applied to real and fake images."
     )
@@ -305,6 +315,14 @@ class TrainConfig(_Section):
         "(AVX512-BF16 or AMX), elsewhere the stage stops with an error. Changes the numerics: a run of its own.",
     )
     compile: bool = Field(False, description="Wrap both networks with torch.compile.")
+
+    def resolved_reg_chunk(self, image_size: int) -> int | None:
+        """Images per separate R1/R2 pass for ``image_size`` (H = W) px images; None = the D step's own pass."""
+        if self.reg_chunk == "auto":
+            if self.batch_size * image_size**2 <= REG_PIXELS_PER_PASS:
+                return None
+            return max(1, REG_PIXELS_PER_PASS // image_size**2)
+        return None if self.reg_chunk >= self.batch_size else self.reg_chunk
 
 
 class EvaluateConfig(_Section):

@@ -88,3 +88,57 @@ def test_compiled_step_matches_eager():
 def test_autocast_dtype_follows_the_option_of_the_device(monkeypatch, device, amp, cpu_bf16, expected):
     monkeypatch.setattr("fashiongen.device.cpu_has_native_bf16", lambda: True)
     assert autocast_dtype(torch.device(device), amp=amp, cpu_bf16=cpu_bf16) == expected
+
+
+def penalised_trainer(reg_chunk, r1_gamma=1.0, norm="none"):
+    """An rpgan trainer with R1 and R2 every step, on a discriminator with ``norm``."""
+    torch.manual_seed(0)
+    generator, discriminator = Generator(16, 8, 1, 28), Discriminator(8, 1, 28, norm=norm)
+    return GANTrainer(
+        generator=generator, discriminator=discriminator, loss=make_loss("rpgan"),
+        opt_g=make_adam(generator.parameters(), 2e-4, (0.5, 0.999)),
+        opt_d=make_adam(discriminator.parameters(), 2e-4, (0.5, 0.999)),
+        z_dim=16, rng=torch.Generator().manual_seed(1), r1_gamma=r1_gamma, r2_gamma=r1_gamma, reg_every=1,
+        reg_chunk=reg_chunk,
+    )
+
+
+def d_gradients(trainer):
+    """D's gradients of the last D update (the G update that follows leaves them: D is frozen then)."""
+    return [p.grad.clone() for p in trainer.discriminator.parameters()]
+
+
+@pytest.mark.parametrize("chunk", [1, 8, 12])
+def test_chunked_penalties_give_the_batch_penalty_gradient(chunk):
+    fused, chunked, unpenalised = penalised_trainer(None), penalised_trainer(chunk), penalised_trainer(None, r1_gamma=0)
+    for trainer in (fused, chunked, unpenalised):
+        trainer.step(real_batch(), NO_CONDITION)
+    for a, b in zip(d_gradients(chunked), d_gradients(fused)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
+    # the penalties do contribute (else the comparison above could not fail)
+    assert any(not torch.allclose(a, b, rtol=1e-3, atol=1e-6)
+               for a, b in zip(d_gradients(unpenalised), d_gradients(fused)))
+    # and the penalty passes leave G's step alone: the same generator after the update
+    for a, b in zip(chunked.generator.parameters(), fused.generator.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_chunked_penalties_with_batch_norm_train_and_skip_off_penalties():
+    """With batch norm the chunks are normalised on their own (other numbers), and R2 alone works too."""
+    trainer = penalised_trainer(8, norm="batch")
+    trainer.r1_gamma = 0.0
+    stats = trainer.step(real_batch(), NO_CONDITION)
+    assert torch.isfinite(stats).all()
+    assert all(torch.isfinite(g).all() for g in d_gradients(trainer))
+
+
+@pytest.mark.parametrize(
+    "reg_chunk, batch_size, image_size, expected",
+    [("auto", 128, 28, None), ("auto", 128, 64, None), ("auto", 128, 128, 32), ("auto", 16, 128, None),
+     ("auto", 64, 256, 8), (16, 128, 28, 16), (128, 128, 128, None), (500, 128, 128, None)],
+)
+def test_reg_chunk_resolves_by_pixels_per_pass(reg_chunk, batch_size, image_size, expected):
+    from fashiongen.config import parse_params
+
+    train = parse_params({"train": {"reg_chunk": reg_chunk, "batch_size": batch_size}}).train
+    assert train.resolved_reg_chunk(image_size) == expected

@@ -19,7 +19,9 @@ What keeps the step cheap:
 Options from the quality work: ``d_steps`` discriminator updates per generator
 update, WGAN-GP's gradient penalty (when the loss asks for it), the
 zero-centred R1/R2 penalties (any loss; lazily every ``reg_every`` D updates,
-weighted by ``reg_every``, as StyleGAN2 does), schedules of the learning rates
+weighted by ``reg_every``, as StyleGAN2 does; in separate passes of
+``reg_chunk`` images when the batch's own pass would hold too much memory),
+schedules of the learning rates
 and penalty weights over the run (:mod:`fashiongen.gan.schedules`), DiffAugment
 (``augment``, applied to real and fake alike) and the generator EMA, updated
 after every generator update.
@@ -79,6 +81,8 @@ class GANTrainer:
     r1_gamma: float = 0.0  # R1 (real) and R2 (generated) weights γ: the penalty is γ/2·E||∇D||²
     r2_gamma: float = 0.0
     reg_every: int = 1  # lazy regularisation: R1/R2 every this many D updates, weighted by it
+    # images per separate R1/R2 pass (memory ∝ it); None = the penalties share the D step's own pass over the batch
+    reg_chunk: int | None = None
     schedule: Schedule = constant  # multiplier of the learning rates and γs by the run's progress
     lr_end_ratio: float = 1.0
     gamma_end_ratio: float = 1.0
@@ -168,11 +172,12 @@ class GANTrainer:
         """
         gamma_scale = self._apply_schedule()
         regularise = self._regularises()
+        fused = regularise and (self.reg_chunk is None or self.reg_chunk >= len(real))
         z = self.sample_noise(len(real), real.device)
         with self._autocast(real.device):
             fake = self._g(z, cond)
             real_view, fake_view = self._view(real), self._view(fake.detach())
-            if regularise:  # the penalties differentiate D's outputs by its inputs
+            if fused:  # the penalties differentiate D's outputs by its inputs
                 real_view = real_view.detach().requires_grad_(self.r1_gamma > 0)
                 fake_view = fake_view.detach().requires_grad_(self.r2_gamma > 0)
             real_out = self._d(real_view, cond).float()
@@ -181,10 +186,12 @@ class GANTrainer:
         if self.loss.gradient_penalty:
             d_loss = d_loss + self.gp_weight * gradient_penalty(lambda x: self._d(x, cond), real, fake, self.rng)
         objective = d_loss
-        if regularise:
+        if fused:
             objective = objective + self._penalties(real_out, real_view, fake_out, fake_view, gamma_scale)
         self.opt_d.zero_grad(set_to_none=True)
         objective.backward()
+        if regularise and not fused:
+            self._chunked_penalties(real_view.detach(), fake_view.detach(), cond, gamma_scale)
         if self.grad_sync is not None:
             self.grad_sync(self.discriminator)
         self.opt_d.step()
@@ -207,12 +214,33 @@ class GANTrainer:
                    fake_view: torch.Tensor, gamma_scale: float) -> torch.Tensor:
         """``reg_every × (γ1/2·R1 + γ2/2·R2)`` at this step's γ multiplier (lazy regularisation)."""
         weight = 0.5 * self.reg_every * gamma_scale
-        total = real_out.new_zeros(())
+        total = torch.zeros((), device=real_view.device)
         if self.r1_gamma > 0:
             total = total + weight * self.r1_gamma * zero_centred_penalty(real_out, real_view)
         if self.r2_gamma > 0:
             total = total + weight * self.r2_gamma * zero_centred_penalty(fake_out, fake_view)
         return total
+
+    def _chunked_penalties(self, real_view: torch.Tensor, fake_view: torch.Tensor, cond: torch.Tensor,
+                           gamma_scale: float) -> None:
+        """Add the penalties' gradients to D's, ``reg_chunk`` images at a time (memory bounded by the chunk).
+
+        Each chunk runs D again on its images and backpropagates its share
+        (chunk / batch) of :meth:`_penalties` at once, so only one chunk's
+        double-backward graph is alive. The sum is the batch's penalty gradient
+        exactly when D treats images independently (no batch norm); with batch
+        norm each chunk is normalised by its own statistics, and D's running
+        statistics take one more update per chunk (D runs in training mode only).
+        """
+        for start in range(0, len(real_view), self.reg_chunk):
+            part = slice(start, start + self.reg_chunk)
+            real_part = real_view[part].requires_grad_(self.r1_gamma > 0)
+            fake_part = fake_view[part].requires_grad_(self.r2_gamma > 0)
+            with self._autocast(real_view.device):
+                real_out = self._d(real_part, cond[part]).float() if self.r1_gamma > 0 else None
+                fake_out = self._d(fake_part, cond[part]).float() if self.r2_gamma > 0 else None
+            share = len(real_part) / len(real_view)
+            (share * self._penalties(real_out, real_part, fake_out, fake_part, gamma_scale)).backward()
 
     def _generator_update(self, fake: torch.Tensor, cond: torch.Tensor, real_view: torch.Tensor) -> torch.Tensor:
         """One G step on ``fake``; a relativistic loss also sees D's outputs on the batch's (viewed) real images."""

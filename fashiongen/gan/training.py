@@ -103,6 +103,7 @@ def build_trainer(
         r1_gamma=model.r1_gamma,
         r2_gamma=model.resolved_r2_gamma(),
         reg_every=model.reg_every,
+        reg_chunk=cfg.resolved_reg_chunk(image_size),
         schedule=make_schedule(cfg.schedule),
         lr_end_ratio=cfg.lr_end_ratio,
         gamma_end_ratio=cfg.gamma_end_ratio,
