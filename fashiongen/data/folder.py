@@ -149,9 +149,7 @@ def file_sha256(path: Path) -> tuple[int, str]:
 def scan_folder(root: Path, threads: int = 8) -> Manifest:
     """List, hash and label every image of ``root`` (hashing is I/O bound: threads); account for the rest."""
     listing = list_folder(root)
-    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        hashed = list(progress_bar(len(listing.candidates), "scan",
-                                   iterable=pool.map(lambda p: _try_sha256(root / p), listing.candidates)))
+    hashed = list(progress_bar(len(listing.candidates), "scan", iterable=_hash_files(root, listing.candidates, threads)))
     readable = [(path, result) for path, result in zip(listing.candidates, hashed) if not isinstance(result, str)]
     skipped = listing.skipped + [Problem(path, result) for path, result in zip(listing.candidates, hashed)
                                  if isinstance(result, str)]
@@ -159,6 +157,18 @@ def scan_folder(root: Path, threads: int = 8) -> Manifest:
     index = {name: i for i, name in enumerate(classes)}
     entries = [Entry(path, size, digest, index.get(path.split("/", 1)[0], 0)) for path, (size, digest) in readable]
     return Manifest(classes, entries, sorted(skipped, key=lambda p: p.path), listing.not_images, listing.ignored)
+
+
+def _hash_files(root: Path, paths: list[str], threads: int, window: int = 1024) -> Iterator[tuple[int, str] | str]:
+    """:func:`_try_sha256` of each path in order, ``window`` files at a time.
+
+    ``Executor.map`` submits every task at once: a future per file (about
+    1.8 KB each, 88 MB for 50,000 files) would make the stage's memory grow
+    with the folder. Submitting a window at a time keeps it flat.
+    """
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        for start in range(0, len(paths), window):
+            yield from pool.map(lambda p: _try_sha256(root / p), paths[start : start + window])
 
 
 def _try_sha256(path: Path) -> tuple[int, str] | str:
