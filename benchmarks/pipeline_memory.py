@@ -67,6 +67,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--scratch", default="/tmp/pipeline_memory", help="scratch folder (deleted after each run)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="more params overrides, e.g. evaluate.num_samples=1000 (VALUE as JSON)")
+    parser.add_argument("--note", default="", help="how the machine was shared while it ran (kept in the JSON)")
     parser.add_argument("--json", help="also write the figures to this file (rewritten after every run)")
     parser.add_argument("--table", metavar="JSON", help="print docs/benchmarks.md's table of a results file and exit")
     return parser.parse_args()
@@ -217,7 +218,7 @@ def main() -> None:
             runs.append(run_pipeline(n, kind, args.steps, scratch, args.set))
             report = {"benchmark": "pipeline_memory", "machine": machine(torch.device("cpu")), "revision": git_revision(),
                       "command": " ".join(["python", "benchmarks/pipeline_memory.py", *sys.argv[1:]]),
-                      "note": "run with nice -n 10 beside other trainings on the same 2 cores: times are upper bounds",
+                      "note": args.note,
                       "runs": runs, "bars": bars(runs)}
             if args.json:
                 Path(args.json).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
