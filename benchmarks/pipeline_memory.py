@@ -67,6 +67,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--scratch", default="/tmp/pipeline_memory", help="scratch folder (deleted after each run)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="more params overrides, e.g. evaluate.num_samples=1000 (VALUE as JSON)")
+    parser.add_argument("--until", choices=STAGES, default=STAGES[-1],
+                        help="stop after this stage (e.g. preprocess: the folder stages alone, in seconds)")
     parser.add_argument("--note", default="", help="how the machine was shared while it ran (kept in the JSON)")
     parser.add_argument("--json", help="also write the figures to this file (rewritten after every run)")
     parser.add_argument("--table", metavar="JSON", help="print docs/benchmarks.md's table of a results file and exit")
@@ -88,7 +90,7 @@ def table(report: dict) -> str:
             for r in mine:
                 f = r["stages"].get(stage)
                 if f is None:
-                    cells.append("placeholder")
+                    cells.append("—")  # not run (no encoder without labels, or past --until)
                     continue
                 held = f" ({f['preloaded_mb']:.0f})" if f.get("preloaded_mb") else ""
                 cells.append(f"{f['peak_rss_mb']:.0f}{held}, {f['ms_per_image']:.2f}")
@@ -152,7 +154,7 @@ def preloaded_mb(stage: str, prepared: Path, budget_gb: float = 2.0) -> float:
     return held / 2**20
 
 
-def run_pipeline(n: int, kind: str, steps: int, scratch: Path, extra: list[str] = ()) -> dict:
+def run_pipeline(n: int, kind: str, steps: int, scratch: Path, extra: list[str] = (), until: str = STAGES[-1]) -> dict:
     labelled = kind == "labelled"
     workdir, folder = scratch / f"{kind}_{n}", scratch / f"photos_{kind}_{n}"
     shutil.rmtree(workdir, ignore_errors=True)
@@ -164,7 +166,7 @@ def run_pipeline(n: int, kind: str, steps: int, scratch: Path, extra: list[str] 
         print(f"{kind} {n}: made the photos in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
         (workdir / "params.yaml").write_text(json.dumps(bench_params(folder, steps, labelled, extra), indent=2))
         stages = {}
-        for stage in STAGES:
+        for stage in STAGES[: STAGES.index(until) + 1]:
             if stage in ("train_encoder", "encode") and not labelled:
                 continue  # placeholders without model.condition: encoding (nothing read)
             figures = run_stage(stage, workdir)
@@ -173,8 +175,10 @@ def run_pipeline(n: int, kind: str, steps: int, scratch: Path, extra: list[str] 
                 figures["preloaded_mb"] = preloaded_mb(stage, workdir / "data" / "prepared")
             stages[stage] = figures
             print(f"{kind} {n} {stage}: {figures['peak_rss_mb']:.0f} MB, {figures['wall_s']:.1f} s", file=sys.stderr, flush=True)
-        meta = json.loads((workdir / "data" / "prepared" / "meta.json").read_text())
-        return {"n": n, "kind": kind, "steps": steps, "overrides": list(extra), "counts": meta["counts"], "stages": stages}
+        meta = workdir / "data" / "prepared" / "meta.json"
+        counts = json.loads(meta.read_text())["counts"] if meta.exists() else None
+        return {"n": n, "kind": kind, "steps": steps, "overrides": list(extra), "counts": counts, "stages": stages,
+                "complete": until == STAGES[-1]}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(folder, ignore_errors=True)
@@ -183,8 +187,9 @@ def run_pipeline(n: int, kind: str, steps: int, scratch: Path, extra: list[str] 
 def bars(runs: list[dict]) -> dict:
     """Whether each bar is met, by stage, from the runs done so far."""
     found = {(r["kind"], r["n"]): r["stages"] for r in runs}
+    complete = {(r["kind"], r["n"]) for r in runs if r.get("complete", True)}
     out = {}
-    if ("unlabelled", 50000) in found:
+    if ("unlabelled", 50000) in complete:
         peaks = {s: f["peak_rss_mb"] for s, f in found[("unlabelled", 50000)].items()}
         out["unlabelled_50k_max_peak_rss_mb"] = max(peaks.values())
         out["unlabelled_50k_under_2_5_gb"] = all(v <= BAR_MB for v in peaks.values())
@@ -192,7 +197,7 @@ def bars(runs: list[dict]) -> dict:
         if (kind, 5000) in found and (kind, 50000) in found:
             small, big = found[(kind, 5000)], found[(kind, 50000)]
             growth = {}
-            for stage in small:
+            for stage in small.keys() & big.keys():
                 grown = big[stage]["peak_rss_mb"] / small[stage]["peak_rss_mb"] - 1
                 # the bounded preload grows with N up to data.preload_max_gb, by design: measured without it too
                 without = ((big[stage]["peak_rss_mb"] - big[stage].get("preloaded_mb", 0))
@@ -215,7 +220,7 @@ def main() -> None:
     runs = []
     for kind in args.kinds:
         for n in args.n:
-            runs.append(run_pipeline(n, kind, args.steps, scratch, args.set))
+            runs.append(run_pipeline(n, kind, args.steps, scratch, args.set, args.until))
             report = {"benchmark": "pipeline_memory", "machine": machine(torch.device("cpu")), "revision": git_revision(),
                       "command": " ".join(["python", "benchmarks/pipeline_memory.py", *sys.argv[1:]]),
                       "note": args.note,
