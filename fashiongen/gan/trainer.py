@@ -210,9 +210,12 @@ class GANTrainer:
                 ]
             )
 
-    def _penalties(self, real_out: torch.Tensor, real_view: torch.Tensor, fake_out: torch.Tensor,
+    def _penalties(self, real_out: torch.Tensor | None, real_view: torch.Tensor, fake_out: torch.Tensor | None,
                    fake_view: torch.Tensor, gamma_scale: float) -> torch.Tensor:
-        """``reg_every × (γ1/2·R1 + γ2/2·R2)`` at this step's γ multiplier (lazy regularisation)."""
+        """``reg_every × (γ1/2·R1 + γ2/2·R2)`` at this step's γ multiplier (lazy regularisation).
+
+        An output is only read when its γ is > 0 (None otherwise).
+        """
         weight = 0.5 * self.reg_every * gamma_scale
         total = torch.zeros((), device=real_view.device)
         if self.r1_gamma > 0:
