@@ -59,6 +59,26 @@ def test_patch_conv_equals_conv2d_forward_and_backward(channels, bias):
     torch.testing.assert_close(patch.weight.grad, reference.weight.grad, rtol=1e-4, atol=1e-5)
 
 
+def test_patch_conv_leaves_large_inputs_to_conv2d(monkeypatch):
+    """Above 64 × 64 pixels the unfolded patches would cost 4× the input's memory: nn.Conv2d's path, same result."""
+    from torch import nn
+
+    from fashiongen.models.layers import PatchConv2d
+
+    torch.manual_seed(0)
+    reference = nn.Conv2d(3, 8, 4, 2, 1)
+    patch = PatchConv2d(3, 8, 4, 2, 1)
+    patch.load_state_dict(reference.state_dict())
+    small, large = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 128, 128)
+    unfolded = []
+    real_unfold = nn.functional.unfold
+    monkeypatch.setattr(nn.functional, "unfold", lambda *a, **k: unfolded.append(1) or real_unfold(*a, **k))
+    torch.testing.assert_close(patch(large), reference(large), rtol=1e-5, atol=1e-5)
+    assert not unfolded
+    torch.testing.assert_close(patch(small), reference(small), rtol=1e-5, atol=1e-5)
+    assert unfolded == [1]
+
+
 def test_patch_conv_takes_a_channels_last_rgb_weight():
     """Networks are moved to channels-last; an RGB first layer's weight then is not a viewable matrix."""
     from torch import nn

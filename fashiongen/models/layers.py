@@ -16,10 +16,19 @@ class PatchConv2d(nn.Conv2d):
     and made the evaluator's feature extraction 1.6× faster. The output is
     channels-last in memory, and a view: follow it with an out-of-place op,
     since an in-place one would make autograd rebuild the base tensor.
+
+    Inputs of more than :attr:`max_unfold_pixels` (H × W) take ``nn.Conv2d``'s
+    own path: the unfolded patches are (kernel area / stride²) × the input's
+    size (4× for a 4×4, stride-2 RGB layer) and autograd keeps them, which at
+    128 px and batch 128 was 250 MB of the train stage's peak (docs/benchmarks.md).
     """
+
+    max_unfold_pixels = 64 * 64
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = x.shape
+        if height * width > self.max_unfold_pixels:
+            return super().forward(x)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         out_h, out_w = (height + 2 * ph - kh) // sh + 1, (width + 2 * pw - kw) // sw + 1
         patches = nn.functional.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
