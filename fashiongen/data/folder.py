@@ -9,7 +9,8 @@ is a DVC dependency of the stage (``${data.folder}`` in dvc.yaml), so DVC
 reruns it when a photo is added, removed or edited; the manifest is
 byte-identical while the images are, so what follows reruns only when they
 really changed. The folder's own location is not in the manifest: moving it
-retrains nothing.
+retrains nothing. The manifest's format and in-memory columns are
+:mod:`fashiongen.data.manifest`'s; nothing here keeps a Python object per image.
 
 Classes are the first-level subfolders when every image sits in one and there
 are at least two of them (``shirts/a.jpg``, ``shoes/2024/b.png``), in natural
