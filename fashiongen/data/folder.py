@@ -122,7 +122,7 @@ def scan_folder(root: Path, threads: int = 8) -> Manifest:
     """List, hash and label every image of ``root`` (hashing is I/O bound: threads); account for the rest.
 
     The hashes go straight into the manifest's columns (no object per file is
-    kept), so memory grows by about 100 bytes a file.
+    kept), so memory grows by about 130 bytes a file (tracemalloc, 4,000 files).
     """
     listing = list_folder(root)
     n = len(listing.candidates)
