@@ -108,7 +108,7 @@ def manifest(counts: dict[str, int]) -> Manifest:
         Entry(f"{name}/{i}.png", 100, hashlib.sha256(f"{name}{i}".encode()).hexdigest(), label)
         for label, (name, count) in enumerate(counts.items()) for i in range(count)
     ]
-    return Manifest(list(counts), entries)
+    return Manifest.from_entries(list(counts), entries)
 
 
 def test_a_folder_that_can_be_scored_passes_the_download_check():
@@ -124,7 +124,7 @@ def test_the_download_check_refuses_a_class_the_training_split_never_shows():
     folder = manifest({"bags": 60, "shirts": 60, "belts": 30})
     belts = [e for e in folder.entries if e.path.startswith("belts/")]
     held_out = [e for e in belts if is_test(e, 0.1)][:1]  # keep one belt, one the hash holds out
-    folder = Manifest(folder.classes, [e for e in folder.entries if not e.path.startswith("belts/")] + held_out)
+    folder = Manifest.from_entries(folder.classes, [e for e in folder.entries if not e.path.startswith("belts/")] + held_out)
     assert len(held_out) == 1
     with pytest.raises(DataError, match=r"class\(es\) 'belts' have no image in the training split"):
         require_trainable_manifest(folder, DEFAULTS)

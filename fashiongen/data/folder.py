@@ -9,7 +9,8 @@ is a DVC dependency of the stage (``${data.folder}`` in dvc.yaml), so DVC
 reruns it when a photo is added, removed or edited; the manifest is
 byte-identical while the images are, so what follows reruns only when they
 really changed. The folder's own location is not in the manifest: moving it
-retrains nothing.
+retrains nothing. The manifest's format and in-memory columns are
+:mod:`fashiongen.data.manifest`'s; nothing here keeps a Python object per image.
 
 Classes are the first-level subfolders when every image sits in one and there
 are at least two of them (``shirts/a.jpg``, ``shoes/2024/b.png``), in natural
@@ -33,18 +34,28 @@ import concurrent.futures
 import hashlib
 import io
 import itertools
-import json
 import logging
 import multiprocessing
 import os
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from fashiongen.atomic import atomic_directory, write_json
+from fashiongen.data.manifest import (  # noqa: F401 - the manifest's names, re-exported for the folder's users
+    DIGEST_BYTES,
+    MANIFEST_NAME,
+    OUTSIDE_CLASSES,
+    UNLABELLED_CLASS,
+    Entry,
+    Manifest,
+    hash_fraction,
+    read_manifest,
+    write_manifest,
+)
 from fashiongen.data.folder_scan import FolderListing, Problem, display_path, natural_key, walk_folder
 from fashiongen.data.image_files import DEFAULT_BACKGROUND, UnreadableImage, read_image, unreadable_reason
 from fashiongen.data.npy_writer import NpyRowWriter
@@ -53,48 +64,7 @@ from fashiongen.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "manifest.json"
-UNLABELLED_CLASS = "image"
-OUTSIDE_CLASSES = "(outside the class folders)"
 EXAMPLES = 10  # names listed per kind of unused file in meta.json and the log
-_HASH_CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One image of the folder: where it is, what its bytes are, which class it belongs to."""
-
-    path: str
-    bytes: int
-    sha256: str
-    label: int
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """The folder's images (sorted by path), its class names (one, ``image``, when unlabelled), and the rest.
-
-    ``skipped`` holds files meant as images that cannot be read at all (a link
-    to nothing, no permission), ``not_images`` the other files, ``ignored``
-    operating-system litter and hidden entries, each with its reason.
-    """
-
-    classes: list[str]
-    entries: list[Entry]
-    skipped: list[Problem] = field(default_factory=list)
-    not_images: list[str] = field(default_factory=list)
-    ignored: list[Problem] = field(default_factory=list)
-
-    @property
-    def labelled(self) -> bool:
-        return len(self.classes) > 1
-
-    def owner(self, path: str) -> str:
-        """The class a file under the folder belongs to (:data:`OUTSIDE_CLASSES` for one outside every class)."""
-        if not self.labelled:
-            return self.classes[0]
-        top = path.split("/", 1)[0]
-        return top if "/" in path and top in self.classes else OUTSIDE_CLASSES
 
 
 def list_folder(root: Path) -> FolderListing:
@@ -137,29 +107,44 @@ def class_names(paths: list[str]) -> list[str]:
     return [UNLABELLED_CLASS]
 
 
-def file_sha256(path: Path) -> tuple[int, str]:
-    digest, size = hashlib.sha256(), 0
+def file_sha256(path: Path | str) -> tuple[int, bytes]:
+    """(size in bytes, SHA-256 digest: 32 bytes) of the file at ``path``; raises ``OSError``.
+
+    ``hashlib.file_digest`` reads into one 256 KB buffer (``read(1 MB)`` would
+    allocate 1 MB per call, per hashing thread, however small the file).
+    """
     with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
+        digest = hashlib.file_digest(handle, "sha256")
+        return handle.tell(), digest.digest()
 
 
 def scan_folder(root: Path, threads: int = 8) -> Manifest:
-    """List, hash and label every image of ``root`` (hashing is I/O bound: threads); account for the rest."""
+    """List, hash and label every image of ``root`` (hashing is I/O bound: threads); account for the rest.
+
+    The hashes go straight into the manifest's columns (no object per file is
+    kept), so memory grows by about 130 bytes a file (tracemalloc, 4,000 files).
+    """
     listing = list_folder(root)
-    hashed = list(progress_bar(len(listing.candidates), "scan", iterable=_hash_files(root, listing.candidates, threads)))
-    readable = [(path, result) for path, result in zip(listing.candidates, hashed) if not isinstance(result, str)]
-    skipped = listing.skipped + [Problem(path, result) for path, result in zip(listing.candidates, hashed)
-                                 if isinstance(result, str)]
-    classes = class_names([path for path, _ in readable])
+    n = len(listing.candidates)
+    sizes, digests = np.zeros(n, dtype=np.int64), np.zeros((n, DIGEST_BYTES), dtype=np.uint8)
+    readable, problems = np.ones(n, dtype=bool), []
+    hashed = progress_bar(n, "scan", iterable=_hash_files(root, listing.candidates, threads))
+    for i, result in enumerate(hashed):
+        if isinstance(result, str):
+            readable[i] = False
+            problems.append(Problem(listing.candidates[i], result))
+        else:
+            sizes[i], digests[i] = result[0], np.frombuffer(result[1], dtype=np.uint8)
+    paths = listing.candidates if readable.all() else list(itertools.compress(listing.candidates, readable))
+    classes = class_names(paths)
     index = {name: i for i, name in enumerate(classes)}
-    entries = [Entry(path, size, digest, index.get(path.split("/", 1)[0], 0)) for path, (size, digest) in readable]
-    return Manifest(classes, entries, sorted(skipped, key=lambda p: p.path), listing.not_images, listing.ignored)
+    labels = np.fromiter((index.get(path.split("/", 1)[0], 0) for path in paths), dtype=np.int64, count=len(paths))
+    skipped = sorted(listing.skipped + problems, key=lambda p: p.path)
+    return Manifest(classes, paths, sizes[readable], digests[readable], labels, skipped, listing.not_images,
+                    listing.ignored)
 
 
-def _hash_files(root: Path, paths: list[str], threads: int, window: int = 1024) -> Iterator[tuple[int, str] | str]:
+def _hash_files(root: Path, paths: list[str], threads: int, window: int = 256) -> Iterator[tuple[int, bytes] | str]:
     """:func:`_try_sha256` of each path in order, ``window`` files at a time.
 
     ``Executor.map`` submits every task at once: a future per file (about
@@ -168,54 +153,26 @@ def _hash_files(root: Path, paths: list[str], threads: int, window: int = 1024) 
     """
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
         for start in range(0, len(paths), window):
-            yield from pool.map(lambda p: _try_sha256(root / p), paths[start : start + window])
+            # os.path.join, not pathlib: ``root / p`` interns every name, and the interned table never shrinks
+            yield from pool.map(lambda p: _try_sha256(os.path.join(root, p)), paths[start : start + window])
 
 
-def _try_sha256(path: Path) -> tuple[int, str] | str:
+def _try_sha256(path: Path | str) -> tuple[int, bytes] | str:
     try:
         return file_sha256(path)
     except OSError as exc:
         return f"cannot be read ({exc.strerror or type(exc).__name__})"
 
 
-def write_manifest(raw_dir: Path, manifest: Manifest) -> None:
-    """Replace ``raw_dir`` with one holding only the manifest (atomically)."""
-    with atomic_directory(raw_dir) as staging:
-        write_json(staging / MANIFEST_NAME, {
-            "source": "folder",
-            "classes": manifest.classes,
-            "files": [asdict(e) for e in manifest.entries],
-            "skipped": [asdict(p) for p in manifest.skipped],
-            "not_images": manifest.not_images,
-            "ignored": [asdict(p) for p in manifest.ignored],
-        })
-    log.info("%s: %d images, %s; %d unreadable, %d not images, %d ignored", raw_dir / MANIFEST_NAME,
-             len(manifest.entries), f"{len(manifest.classes)} classes" if manifest.labelled else "unlabelled",
-             len(manifest.skipped), len(manifest.not_images), len(manifest.ignored))
-
-
-def read_manifest(raw_dir: Path) -> Manifest:
-    path = raw_dir / MANIFEST_NAME
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return Manifest(
-            list(raw["classes"]), [Entry(**e) for e in raw["files"]],
-            [Problem(**p) for p in raw.get("skipped", [])], list(raw.get("not_images", [])),
-            [Problem(**p) for p in raw.get("ignored", [])],
-        )
-    except FileNotFoundError:
-        raise DataError(f"{path} is missing; run the download stage first (`dvc repro download`).") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise DataError(f"{path} is not a valid manifest ({exc}); rerun `dvc repro download`.") from None
-
-
 def is_test(entry: Entry, test_fraction: float) -> bool:
-    """Held out by content hash: stable as the folder grows, duplicates on the same side."""
+    """Held out by content hash (:func:`fashiongen.data.manifest.hash_fraction`); see :meth:`Manifest.held_out`."""
     return int(entry.sha256[:8], 16) / 16**8 < test_fraction
 
 
 @dataclass(frozen=True)
 class DecodeJob:
+    """One image to decode: its location, the SHA-256 (hex) the scan saw, the training size and channels."""
+
     path: str
     sha256: str
     size: int
@@ -260,17 +217,28 @@ def decode_chunk(jobs: list[DecodeJob]) -> list[Decoded]:
     return [decode_job(job) for job in jobs]
 
 
-def decode_all(jobs: list[DecodeJob], workers: int, chunk: int = 32) -> Iterator[Decoded]:
+def decode_jobs(manifest: Manifest, indices: Iterable[int], folder: Path, size: int, channels: int,
+                background: tuple[int, int, int] = DEFAULT_BACKGROUND) -> Iterator[DecodeJob]:
+    """The :class:`DecodeJob` of each image ``indices`` names, made as they are consumed (not all at once)."""
+    for i in indices:
+        yield DecodeJob(os.path.join(folder, manifest.paths[i]), manifest.sha256(i), size, channels, background)
+
+
+def decode_all(jobs: Iterable[DecodeJob], workers: int, chunk: int = 32) -> Iterator[Decoded]:
     """Results of ``jobs`` in order; ``workers`` > 1 decodes in that many processes.
 
-    At most ``4 × workers`` chunks are in flight: ``Executor.map`` submits
-    every job at once, so decoded images could pile up in memory whenever the
-    writer fell behind (a slow disk); this way memory is bounded whatever N is.
+    ``jobs`` is consumed a chunk at a time, and at most ``4 × workers`` chunks
+    are in flight: ``Executor.map`` submits every job at once, so decoded
+    images could pile up in memory whenever the writer fell behind (a slow
+    disk); this way memory is bounded whatever N is.
     """
-    if workers <= 1 or len(jobs) < 2:
-        yield from map(decode_job, jobs)
+    jobs = iter(jobs)
+    chunks = iter(lambda: list(itertools.islice(jobs, chunk)), [])
+    first = next(chunks, [])
+    if workers <= 1 or len(first) < 2:
+        yield from map(decode_job, itertools.chain(first, jobs))
         return
-    chunks = (jobs[i : i + chunk] for i in range(0, len(jobs), chunk))
+    chunks = itertools.chain([first], chunks)
     # spawn: the workers start clean (no inherited threads or locks from the parent)
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
@@ -286,13 +254,15 @@ def default_workers(workers: int | None) -> int:
     return workers or len(os.sched_getaffinity(0)) or 1  # the cores this process may use, not the host's
 
 
-def split_entries(manifest: Manifest, split: str, test_fraction: float, subset: int | None, select=None) -> list[Entry]:
-    """The entries of one split (held out by content hash), cut to ``subset`` by ``select`` when given."""
-    entries = [e for e in manifest.entries if is_test(e, test_fraction) == (split == "test")]
-    if subset is not None and select is not None and subset < len(entries):
-        keep = select(np.array([e.label for e in entries]), subset, len(manifest.classes))
-        entries = [entries[i] for i in keep]
-    return entries
+LEFT_OUT, USED, DECODE_SKIPPED = 0, 1, 2  # what became of a manifest's image in preprocess (int8 codes)
+
+
+def split_indices(manifest: Manifest, split: str, test_fraction: float, subset: int | None, select=None) -> np.ndarray:
+    """int64 indices into ``manifest`` of one split's images (held out by content hash), cut to ``subset`` by ``select``."""
+    indices = np.flatnonzero(manifest.held_out(test_fraction) == (split == "test"))
+    if subset is not None and select is not None and subset < len(indices):
+        indices = indices[select(manifest.labels[indices], subset, len(manifest.classes))]
+    return indices
 
 
 @dataclass
@@ -301,7 +271,6 @@ class SplitResult:
 
     count: int
     skipped: list[dict]
-    used: list[str]
     modes: collections.Counter
 
 
@@ -321,18 +290,19 @@ def prepare_folder(
     background = tuple(int(v) for v in background)
     results = {}
     with atomic_directory(out_dir) as staging:
+        fate = np.full(len(manifest), LEFT_OUT, dtype=np.int8)
         for split in ("train", "test"):
-            entries = split_entries(manifest, split, test_fraction, subset, select)
-            if not entries:
+            indices = split_indices(manifest, split, test_fraction, subset, select)
+            if not len(indices):
                 raise DataError(
                     f"data.folder={folder}: no images fall in the {split} split "
-                    f"({len(manifest.entries)} images, data.test_fraction={test_fraction}); add images or change it."
+                    f"({len(manifest)} images, data.test_fraction={test_fraction}); add images or change it."
                 )
-            jobs = [DecodeJob(str(folder / e.path), e.sha256, image_size, channels, background) for e in entries]
-            results[split] = write_split(staging, split, entries, jobs, workers)
+            jobs = decode_jobs(manifest, indices, folder, image_size, channels, background)
+            results[split] = write_split(staging, split, manifest, indices, jobs, workers, fate)
         skipped = sorted([{"path": p.path, "reason": p.reason} for p in manifest.skipped]
                          + [s for r in results.values() for s in r.skipped], key=lambda s: s["path"])
-        files = account_for_files(manifest, skipped, [p for r in results.values() for p in r.used])
+        files = account_for_files(manifest, skipped, fate)
         meta = {
             "source": "folder",
             "classes": manifest.classes,
@@ -356,35 +326,45 @@ def prepare_folder(
     return meta
 
 
-def write_split(staging: Path, split: str, entries: list[Entry], jobs: list[DecodeJob], workers: int) -> SplitResult:
-    """Decode ``jobs`` (one per entry) into ``{split}_images.npy`` / ``{split}_labels.npy``."""
-    channels, image_size = jobs[0].channels, jobs[0].size
-    labels, skipped, used, modes = [], [], [], collections.Counter()
-    with NpyRowWriter(staging / f"{split}_images.npy", len(jobs), (channels, image_size, image_size)) as writer:
-        results = progress_bar(len(jobs), f"decode {split}", iterable=decode_all(jobs, workers))
-        for entry, decoded in zip(entries, results):
+def write_split(staging: Path, split: str, manifest: Manifest, indices: np.ndarray, jobs: Iterable[DecodeJob],
+                workers: int, fate: np.ndarray) -> SplitResult:
+    """Decode ``jobs`` (one per image ``indices`` names) into ``{split}_images.npy`` / ``{split}_labels.npy``.
+
+    Sets ``fate[i]`` (int8, one per manifest image) to :data:`USED` or :data:`DECODE_SKIPPED` for each image.
+    """
+    jobs = iter(jobs)
+    first = next(jobs)
+    shape = (first.channels, first.size, first.size)
+    labels, count, skipped, modes = np.empty(len(indices), dtype=np.int64), 0, [], collections.Counter()
+    with NpyRowWriter(staging / f"{split}_images.npy", len(indices), shape) as writer:
+        results = decode_all(itertools.chain([first], jobs), workers)
+        for i, decoded in zip(indices, progress_bar(len(indices), f"decode {split}", iterable=results)):
             if decoded.image is None:
-                skipped.append({"path": entry.path, "reason": decoded.problem})
+                skipped.append({"path": manifest.paths[i], "reason": decoded.problem})
+                fate[i] = DECODE_SKIPPED
                 continue
             writer.append(decoded.image)
-            labels.append(entry.label)
-            used.append(entry.path)
+            labels[count], count = manifest.labels[i], count + 1
+            fate[i] = USED
             modes[decoded.mode] += 1
-        if not labels:
+        if not count:
             raise DataError(
-                f"data.folder: none of the {len(entries)} {split} images could be read "
+                f"data.folder: none of the {len(indices)} {split} images could be read "
                 f"(first problem: {display_path(skipped[0]['path'])}: {skipped[0]['reason']})."
             )
-    np.save(staging / f"{split}_labels.npy", np.array(labels, dtype=np.int64), allow_pickle=False)
-    log.info("%s: %d images %s, %d skipped", split, len(labels), (channels, image_size, image_size), len(skipped))
-    return SplitResult(len(labels), skipped, used, modes)
+    np.save(staging / f"{split}_labels.npy", labels[:count], allow_pickle=False)
+    log.info("%s: %d images %s, %d skipped", split, count, shape, len(skipped))
+    return SplitResult(count, skipped, modes)
 
 
-def account_for_files(manifest: Manifest, skipped: list[dict], used: list[str]) -> dict:
+def account_for_files(manifest: Manifest, skipped: list[dict], fate: np.ndarray) -> dict:
     """Every file of the folder counted once, per class: used, skipped, not an image, ignored, or left out by subset.
 
-    ``skipped`` are the unreadable files (scan and decode), ``used`` the paths
-    of the images written to the prepared arrays.
+    ``skipped`` are the unreadable files (scan and decode); ``fate`` (int8, one
+    per manifest image) says which images were written to the prepared arrays
+    (:data:`USED`), failed to decode (:data:`DECODE_SKIPPED`, also in
+    ``skipped``) or were left out (:data:`LEFT_OUT`). Images are counted by
+    their labels, the other files by the folder they sit in.
     """
     kinds = ("used", "skipped", "not_images", "ignored", "subset_left_out")
     per_class = {name: dict.fromkeys(kinds, 0) for name in manifest.classes}
@@ -392,18 +372,16 @@ def account_for_files(manifest: Manifest, skipped: list[dict], used: list[str]) 
     def add(path: str, kind: str) -> None:
         per_class.setdefault(manifest.owner(path), dict.fromkeys(kinds, 0))[kind] += 1
 
-    used_set, skipped_set = set(used), {s["path"] for s in skipped}
-    for path in used:
-        add(path, "used")
+    for kind, code in (("used", USED), ("subset_left_out", LEFT_OUT)):
+        counts = np.bincount(manifest.labels[fate == code], minlength=len(manifest.classes))
+        for name, count in zip(manifest.classes, counts.tolist()):
+            per_class[name][kind] += count
     for item in skipped:
         add(item["path"], "skipped")
     for path in manifest.not_images:
         add(path, "not_images")
     for problem in manifest.ignored:
         add(problem.path, "ignored")
-    for entry in manifest.entries:
-        if entry.path not in used_set and entry.path not in skipped_set:
-            add(entry.path, "subset_left_out")
     totals = {kind: sum(counts[kind] for counts in per_class.values()) for kind in kinds}
     return {
         **totals,

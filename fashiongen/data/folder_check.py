@@ -18,14 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from fashiongen.config import DEFAULT_FOLDER_SIZE, Params
 from fashiongen.data.folder import (
-    DecodeJob,
+    DECODE_SKIPPED,
+    USED,
     Manifest,
     account_for_files,
     decode_all,
+    decode_jobs,
     default_workers,
-    is_test,
     scan_folder,
 )
 from fashiongen.data.folder_scan import DANGLING_LINK, display_path
@@ -70,29 +73,29 @@ def check_folder(root: Path, params: Params) -> FolderReport:
     manifest = scan_folder(root)
     size, channels = data.image_size or DEFAULT_FOLDER_SIZE, data.channels or 3
     background = tuple(data.alpha_background)
-    jobs = [DecodeJob(str(root / e.path), e.sha256, size, channels, background) for e in manifest.entries]
+    jobs = decode_jobs(manifest, range(len(manifest)), root, size, channels, background)
     classes = {name: ClassReport() for name in manifest.classes}
     skipped = [{"path": p.path, "reason": p.reason} for p in manifest.skipped]
-    used = []
-    results = progress_bar(len(jobs), "check", iterable=decode_all(jobs, default_workers(data.workers)))
-    for entry, decoded in zip(manifest.entries, results):
+    held_out = manifest.held_out(data.test_fraction)
+    fate = np.zeros(len(manifest), dtype=np.int8)
+    results = progress_bar(len(manifest), "check", iterable=decode_all(jobs, default_workers(data.workers)))
+    for i, decoded in enumerate(results):
         if decoded.image is None:
-            skipped.append({"path": entry.path, "reason": decoded.problem})
+            skipped.append({"path": manifest.paths[i], "reason": decoded.problem})
+            fate[i] = DECODE_SKIPPED
             continue
-        report = classes[manifest.classes[entry.label]]
+        report = classes[manifest.classes[manifest.labels[i]]]
         report.images += 1
-        report.test += is_test(entry, data.test_fraction)
-        report.train += not is_test(entry, data.test_fraction)
+        report.test += bool(held_out[i])
+        report.train += not held_out[i]
         report.widths.append(decoded.width)
         report.heights.append(decoded.height)
         report.modes[decoded.mode] += 1
-        used.append(entry.path)
+        fate[i] = USED
     skipped.sort(key=lambda s: s["path"])
-    files = account_for_files(manifest, skipped, used)
+    files = account_for_files(manifest, skipped, fate)
     warnings, problems = findings(manifest, classes, params)
-    readable = set(used)
-    problems += manifest_problems([e for e in manifest.entries if e.path in readable], manifest.classes,
-                                  manifest.labelled, params)  # the pipeline's own refusals (requirements.py)
+    problems += manifest_problems(manifest, params, readable=fate == USED)  # the pipeline's own refusals (requirements.py)
     return FolderReport(manifest, classes, skipped, files, warnings, problems)
 
 
@@ -135,13 +138,14 @@ def duplicates_across_classes(manifest: Manifest) -> list[list[str]]:
     if not manifest.labelled:
         return []
     by_content = collections.defaultdict(list)
-    for entry in manifest.entries:
-        by_content[entry.sha256].append(entry)
-    return [[e.path for e in group] for group in by_content.values() if len({e.label for e in group}) > 1]
+    for i, digest in enumerate(manifest.digests):
+        by_content[digest.tobytes()].append(i)
+    return [[manifest.paths[i] for i in group] for group in by_content.values()
+            if len({int(manifest.labels[i]) for i in group}) > 1]
 
 
 def manifest_paths(manifest: Manifest) -> list[str]:
-    return sorted([e.path for e in manifest.entries] + [p.path for p in manifest.skipped]
+    return sorted(manifest.paths + [p.path for p in manifest.skipped]
                   + manifest.not_images + [p.path for p in manifest.ignored])
 
 

@@ -127,32 +127,39 @@ def _identity(path: Path | str) -> tuple[int, int]:
 
 
 def _walk(directory: Path, prefix: str, ancestors: set, listing: FolderListing) -> None:
+    """Classify the entries of ``directory`` as the OS lists them (no list of them is kept: a folder may hold
+    100,000 photos); :func:`walk_folder` sorts the result."""
     try:
-        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        entries = os.scandir(directory)
     except OSError as exc:
         listing.skipped.append(Problem(prefix.rstrip("/") or ".", f"folder cannot be read ({exc.strerror})"))
         return
-    for entry in entries:
-        path = prefix + entry.name
-        try:
-            is_dir = entry.is_dir()  # follows links
-        except OSError:
-            is_dir = False
-        reason = litter_reason(entry.name, is_dir)
-        if reason:
-            listing.ignored.append(Problem(path, reason))
-        elif entry.is_symlink() and not os.path.exists(entry.path):
-            listing.skipped.append(Problem(path, DANGLING_LINK))
-        elif is_dir:
-            identity = _identity(entry.path)
-            if identity in ancestors:
-                listing.ignored.append(Problem(path, "symbolic link to a folder that contains it (a loop; not followed)"))
-            else:
-                _walk(Path(entry.path), path + "/", ancestors | {identity}, listing)
-        elif not os.path.isfile(entry.path):
-            listing.ignored.append(Problem(path, "not a regular file (a device, pipe or socket)"))
+    with entries:
+        for entry in entries:
+            _classify_entry(entry, prefix, ancestors, listing)
+
+
+def _classify_entry(entry: os.DirEntry, prefix: str, ancestors: set, listing: FolderListing) -> None:
+    path = prefix + entry.name
+    try:
+        is_dir = entry.is_dir()  # follows links
+    except OSError:
+        is_dir = False
+    reason = litter_reason(entry.name, is_dir)
+    if reason:
+        listing.ignored.append(Problem(path, reason))
+    elif entry.is_symlink() and not os.path.exists(entry.path):
+        listing.skipped.append(Problem(path, DANGLING_LINK))
+    elif is_dir:
+        identity = _identity(entry.path)
+        if identity in ancestors:
+            listing.ignored.append(Problem(path, "symbolic link to a folder that contains it (a loop; not followed)"))
         else:
-            _classify_file(entry.path, path, listing)
+            _walk(Path(entry.path), path + "/", ancestors | {identity}, listing)
+    elif not os.path.isfile(entry.path):
+        listing.ignored.append(Problem(path, "not a regular file (a device, pipe or socket)"))
+    else:
+        _classify_file(entry.path, path, listing)
 
 
 def _classify_file(location: str, path: str, listing: FolderListing) -> None:

@@ -64,20 +64,24 @@ def require_trainable(where: str, train_labels, n_test: int, classes, labelled: 
         raise DataError(f"{where} cannot be trained on and scored with these params:\n{lines}")
 
 
-def manifest_problems(entries, classes: list[str], labelled: bool, params: Params) -> list[str]:
-    """:func:`dataset_problems` of a folder's ``entries`` (manifest entries), split and subset as ``preprocess`` does."""
-    from fashiongen.data.folder import is_test
+def manifest_problems(manifest, params: Params, readable: np.ndarray | None = None) -> list[str]:
+    """:func:`dataset_problems` of a folder's manifest, split and subset as ``preprocess`` does.
+
+    ``readable`` (bool, one per image of the manifest), when given, keeps only
+    those images (``check-folder``: the ones that decoded).
+    """
     from fashiongen.data.prepare import balanced_first_n
 
     data = params.data
-    held_out = np.array([is_test(entry, data.test_fraction) for entry in entries], dtype=bool)
-    labels = np.array([entry.label for entry in entries], dtype=np.int64)
+    held_out, labels = manifest.held_out(data.test_fraction), manifest.labels
+    if readable is not None:
+        held_out, labels = held_out[readable], labels[readable]
     train_labels, n_test = labels[~held_out], int(held_out.sum())
     if data.subset is not None:
         if data.subset < len(train_labels):
-            train_labels = train_labels[balanced_first_n(train_labels, data.subset, len(classes))]
+            train_labels = train_labels[balanced_first_n(train_labels, data.subset, len(manifest.classes))]
         n_test = min(n_test, data.subset)
-    return dataset_problems(train_labels, n_test, list(classes), labelled, params)
+    return dataset_problems(train_labels, n_test, list(manifest.classes), manifest.labelled, params)
 
 
 def require_trainable_manifest(manifest, params: Params) -> None:
@@ -86,7 +90,7 @@ def require_trainable_manifest(manifest, params: Params) -> None:
     Every listed image counts as readable here; ``preprocess`` repeats the
     check on the images that decode.
     """
-    problems = manifest_problems(manifest.entries, manifest.classes, manifest.labelled, params)
+    problems = manifest_problems(manifest, params)
     if problems:
         lines = "\n".join(f"  - {problem}" for problem in problems)
         raise DataError(f"data.folder={params.data.folder} cannot be trained on and scored with these params:\n{lines}")
