@@ -254,7 +254,7 @@ class ModelConfig(_Section):
 class TrainConfig(_Section):
     """How the GAN is optimised."""
 
-    epochs: int = Field(40, ge=1, le=100000)
+    epochs: int = Field(70, ge=1, le=100000)
     batch_size: int = Field(128, ge=2, le=65536)
     steps_per_epoch: Optional[int] = Field(
         None, ge=1, description="At most this many steps per epoch (a fresh random draw of the split each epoch); "
