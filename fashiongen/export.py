@@ -86,7 +86,7 @@ def export_generator(loaded: LoadedGenerator, fmt: str, out: Path) -> tuple[Path
         raise FashionGenError(f"--format {fmt!r} is not supported; use one of {', '.join(FORMATS)}.")
     module = loaded.module.to("cpu").eval()
     if not condition_kind(loaded.spec.condition).conditional:
-        module = NoiseOnly(module)  # G(z, c) with an empty c: the exported file takes z alone
+        module = NoiseOnly(module).eval()  # G(z, c) with an empty c: the exported file takes z alone
     example = example_inputs(loaded)
     if fmt == "onnx":
         _export_onnx(module, example, input_names(loaded), out)

@@ -239,8 +239,10 @@ def make_generator(path: Path, condition: str = "none", z_dim: int = 16, cond_di
 
     from fashiongen.gan.artifact import GeneratorSpec, build_generator, save_generator
 
+    from fashiongen.gan.conditions import condition_kind
+
     spec = GeneratorSpec(
-        z_dim=z_dim, width=8, channels=1, image_size=28, condition=condition,
+        z_dim=z_dim + condition_kind(condition).extra_noise, width=8, channels=1, image_size=28, condition=condition,
         num_classes=10 if condition != "none" else 0, cond_dim=cond_dim if condition != "none" else 0,
         encoder="encoder-test" if condition == "encoding" else None,
     )

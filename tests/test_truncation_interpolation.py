@@ -17,7 +17,7 @@ from helpers import make_generator
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("generators")
-    for condition in ("none", "label", "encoding"):
+    for condition in ("none", "label", "encoding", "cluster"):
         make_generator(root / f"{condition}.pt", condition)
     return root
 
@@ -58,7 +58,7 @@ def test_bad_psi_is_refused():
         truncate(torch.zeros(2, 2), 1.5)
 
 
-@pytest.mark.parametrize("condition", ["none", "label"])
+@pytest.mark.parametrize("condition", ["none", "label", "cluster"])
 def test_generate_with_truncation_for_every_condition_kind(checkpoints, tmp_path, condition, capsys):
     def draw(*extra):
         out = tmp_path / "s.npz"
@@ -141,3 +141,11 @@ def test_interpolate_refuses_arguments_that_do_not_fit(checkpoints, tmp_path, ca
     assert main(["interpolate", "--checkpoint", str(checkpoints / f"{condition}.pt"), "--out", str(out), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and not out.exists()
+
+
+def test_cluster_generator_walks_its_noise_like_an_unconditional_one(checkpoints):
+    loaded = load_generator(checkpoints / "cluster.pt")
+    frames = walk(loaded, 8, seed=5)
+    ends = generate_uint8(loaded.module, noise(2, loaded.spec.z_dim, 5), 2, "cpu", torch.empty(2, 0))
+    assert frames.shape == (8, 1, 28, 28)
+    assert (frames[0].int() - ends[0].int()).abs().max() <= 1 and (frames[-1].int() - ends[1].int()).abs().max() <= 1

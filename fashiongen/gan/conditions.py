@@ -23,6 +23,10 @@ Kinds:
   (Miyato & Koyama 2018, "cGANs with projection discriminator").
 - ``encoding``: the precomputed ResNet encoding of a real image (``data/encodings``),
   concatenated with the noise, and a projection discriminator on it.
+- ``cluster``: trained like ``label`` on k-means clusters of the training images'
+  pixels (``model.clusters``; :mod:`fashiongen.clustering`, no labels needed),
+  sampled like ``none``: the generator draws a cluster from its noise in the
+  clusters' training shares (:class:`~fashiongen.models.conditioning.ClusterPriorGenerator`).
 
 Adding a kind: subclass :class:`ConditionKind`, register it in :data:`KINDS`.
 """
@@ -38,6 +42,7 @@ import torch
 from torch import nn
 
 from fashiongen.errors import ConfigError, DataError
+from fashiongen.models.conditioning import CHOICE_BITS
 
 if TYPE_CHECKING:  # pragma: no cover
     from fashiongen.data.prepared import PreparedData
@@ -52,6 +57,8 @@ class ConditionKind:
     name: ClassVar[str]
     needs_labels: ClassVar[bool] = False  # the prepared data must have class labels
     uses_encoder: ClassVar[bool] = False  # the train_encoder and encode stages do real work for it
+    takes_code: ClassVar[bool] = True  # the networks take a code in training (embedding, projection, modulation)
+    extra_noise: ClassVar[int] = 0  # noise columns the generator keeps for itself (not fed to the base network)
 
     @property
     def conditional(self) -> bool:
@@ -61,6 +68,18 @@ class ConditionKind:
     def width(self, embed_dim: int, encoding_dim: int) -> int:
         """Columns the condition adds to the generator's input."""
         raise NotImplementedError
+
+    def num_codes(self, num_classes: int, clusters: int) -> int:
+        """Distinct codes the embedding and projection hold: the classes (label), the clusters (cluster)."""
+        return num_classes
+
+    def training_values(self, labels: np.ndarray, num_classes: int, encodings_dir: Path, take, clusters: int,
+                        seed: int) -> torch.Tensor:
+        """The condition of every training image in training (``take(index)``: the images' uint8 rows)."""
+        return self.values(labels, num_classes, encodings_dir, "train")
+
+    def prepare_generator(self, generator: nn.Module, values: torch.Tensor, num_codes: int) -> None:
+        """Set what the untrained generator learns from the training conditions ``values`` (nothing by default)."""
 
     def wrap_generator(self, base: nn.Module, num_classes: int, width: int) -> nn.Module:
         """``G(z, c)`` from a base network built for ``z_dim + width`` inputs, called ``base(z, code)``."""
@@ -141,6 +160,7 @@ class ConditionKind:
 
 class NoCondition(ConditionKind):
     name = "none"
+    takes_code = False
 
     @property
     def conditional(self) -> bool:
@@ -255,7 +275,62 @@ class EncodingCondition(ConditionKind):
                 "meaning": f"encoding of a real image by encoder {spec.encoder} (models/encoder.pt)"}
 
 
-KINDS: dict[str, ConditionKind] = {kind.name: kind for kind in (NoCondition(), LabelCondition(), EncodingCondition())}
+class ClusterCondition(LabelCondition):
+    """Pixel k-means clusters as labels in training; an unconditional generator afterwards (see the module doc)."""
+
+    name = "cluster"
+    needs_labels = False
+    extra_noise = CHOICE_BITS  # the signs that pick a sampled cluster
+
+    @property
+    def conditional(self) -> bool:
+        return False  # callers sample it like none: G(z) draws the cluster
+
+    def num_codes(self, num_classes: int, clusters: int) -> int:
+        return clusters
+
+    def wrap_generator(self, base: nn.Module, num_classes: int, width: int) -> nn.Module:
+        from fashiongen.models.conditioning import ClusterPriorGenerator, ConditionalGenerator
+
+        return ClusterPriorGenerator(ConditionalGenerator(base, self.embedding(num_classes, width)), num_classes)
+
+    def values(self, labels, num_classes, encodings_dir, split, encoder_id=None) -> torch.Tensor:
+        return torch.empty(len(labels), 0)  # sampled unconditionally: no per-image condition
+
+    def training_values(self, labels, num_classes, encodings_dir, take, clusters, seed) -> torch.Tensor:
+        from fashiongen.clustering import pixel_clusters
+
+        if clusters > len(labels):
+            raise ConfigError(f"model.clusters={clusters} exceeds the {len(labels)} training images; lower it.")
+        return torch.as_tensor(pixel_clusters(take, len(labels), clusters, seed))
+
+    def prepare_generator(self, generator: nn.Module, values: torch.Tensor, num_codes: int) -> None:
+        from fashiongen.clustering import cluster_shares
+
+        generator.set_shares(cluster_shares(values.cpu().numpy(), num_codes))
+
+    def grid_rows(self, values, labels, num_classes, rows) -> torch.Tensor:
+        present = torch.unique(values).cpu().numpy()  # grid row r shows cluster r (of those that hold images)
+        return torch.as_tensor(present[rows % len(present)], device=values.device)
+
+    def from_request(self, loaded, n, label, like, encoder_path, device) -> torch.Tensor:
+        self._refuse(label, "--label", "label")
+        self._refuse(like, "--like", "encoding")
+        return self.default_request(loaded, n)
+
+    def default_request(self, loaded, n: int) -> torch.Tensor:
+        return torch.empty(n, 0)
+
+    def example(self, spec, batch: int, seed: int) -> torch.Tensor:
+        return torch.empty(batch, 0)
+
+    def describe(self, spec) -> dict | None:
+        return None
+
+
+KINDS: dict[str, ConditionKind] = {
+    kind.name: kind for kind in (NoCondition(), LabelCondition(), EncodingCondition(), ClusterCondition())
+}
 
 
 def condition_kind(name: str) -> ConditionKind:
@@ -302,10 +377,16 @@ class Conditions:
         return self.kind.grid_rows(self.values, self.labels, self.num_classes, rows)
 
 
-def load_conditions(kind: ConditionKind, labels: np.ndarray, num_classes: int, encodings_dir: Path, device) -> Conditions:
-    """The training split's conditions for ``kind`` (``encodings_dir`` is read only by kinds that use it)."""
-    values = kind.values(labels, num_classes, encodings_dir, "train").to(device)
-    return Conditions(kind, values, labels, num_classes)
+def load_conditions(kind: ConditionKind, labels: np.ndarray, num_classes: int, encodings_dir: Path, device,
+                    take=None, clusters: int = 0, seed: int = 0) -> Conditions:
+    """The training split's conditions for ``kind``, on ``device``.
+
+    ``encodings_dir`` is read only by kinds that use it; ``take`` (the training
+    images' ``ImageSource.take``), ``clusters`` (``model.clusters``) and ``seed``
+    (``train.seed``) only by ``cluster``.
+    """
+    values = kind.training_values(labels, num_classes, encodings_dir, take, clusters, seed).to(device)
+    return Conditions(kind, values, labels, kind.num_codes(num_classes, clusters))
 
 
 def check_data_fits(kind: ConditionKind, data: "PreparedData", prepared_dir: Path) -> None:

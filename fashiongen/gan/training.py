@@ -69,19 +69,27 @@ ORDER_SEED_SALT = 0x5EED  # several processes: the shared permutation's seed dif
 
 def build_trainer(
     params: Params, channels: int, image_size: int, device: torch.device,
-    num_classes: int = 0, encoding_dim: int = 0, encoder: str | None = None,
+    num_classes: int = 0, encoding_dim: int = 0, encoder: str | None = None, conditions: Conditions | None = None,
 ) -> tuple[GeneratorSpec, GANTrainer]:
-    """The networks, optimisers and options of ``params``; ``encoding_dim``/``encoder`` for condition encoding."""
+    """The networks, optimisers and options of ``params``.
+
+    ``num_classes``: the codes of the condition (classes, or clusters for ``cluster``); ``encoding_dim``/``encoder``
+    for condition encoding; ``conditions``: the training conditions, for a kind that learns from them before
+    training (``cluster``: its clusters' shares).
+    """
     cfg, model = params.train, params.model
     kind = condition_kind(model.condition)
     cond_dim = kind.width(model.embed_dim, encoding_dim)
     spec = GeneratorSpec(
-        z_dim=model.z_dim, width=model.g_width, channels=channels, image_size=image_size, arch=model.arch,
-        condition=kind.name, num_classes=num_classes if kind.conditional else 0, cond_dim=cond_dim,
-        encoder=encoder if kind.uses_encoder else None, modulation=model.g_cond == "modulation" and kind.conditional,
+        z_dim=model.z_dim + kind.extra_noise, width=model.g_width, channels=channels, image_size=image_size,
+        arch=model.arch, condition=kind.name, num_classes=num_classes if kind.takes_code else 0, cond_dim=cond_dim,
+        encoder=encoder if kind.uses_encoder else None, modulation=model.g_cond == "modulation" and kind.takes_code,
         arch_options=model.arch_options(),
     )
-    generator = build_generator(spec).to(device).to(memory_format=torch.channels_last)
+    generator = build_generator(spec)
+    if conditions is not None:
+        kind.prepare_generator(generator, conditions.values, num_classes)
+    generator = generator.to(device).to(memory_format=torch.channels_last)
     discriminator = build_discriminator(
         model.arch, model.d_width, channels, image_size,
         norm=model.resolved_d_norm(), spectral_norm=model.spectral_norm, dropout=model.d_dropout,
@@ -156,10 +164,11 @@ def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.de
     kind = condition_kind(params.model.condition)
     check_data_fits(kind, data, paths.prepared)
     images = ImageSource(train_images, device, PreloadBudget.of(params.data))
-    conditions = load_conditions(kind, data.split("train").labels, data.num_classes, paths.encodings, device)
+    conditions = load_conditions(kind, data.split("train").labels, data.num_classes, paths.encodings, device,
+                                 take=images.take, clusters=params.model.clusters, seed=cfg.seed)
     spec, trainer = build_trainer(
-        params, data.channels, data.image_size, device, num_classes=data.num_classes,
-        encoding_dim=conditions.width, encoder=encoder_of(kind, paths.encodings),
+        params, data.channels, data.image_size, device, num_classes=conditions.num_classes,
+        encoding_dim=conditions.width, encoder=encoder_of(kind, paths.encodings), conditions=conditions,
     )
     trainer.total_updates = cfg.epochs * steps_per_epoch  # the schedules' horizon
     run = TrainingRun(trainer, order_rng=trainer.rng, seed=cfg.seed)

@@ -45,10 +45,11 @@ def build_generator(
     condition: "ConditionKind", num_classes: int = 0, cond_dim: int = 0, modulation: bool = False,
     arch_options: dict | None = None,
 ) -> nn.Module:
-    """A generator ``G(z, c)``; ``cond_dim`` is the width of the condition's code (fed beside the noise, and with
+    """A generator ``G(z, c)`` of ``z_dim`` noise columns (the condition may keep ``condition.extra_noise`` of them
+    for itself); ``cond_dim`` is the width of the condition's code (fed beside the noise, and with
     ``modulation`` also to a class-conditional gain and bias of every block's features). ``arch_options``: the architecture's own shape keywords (resnet's)."""
     _known(arch)
-    base = GENERATORS[arch](z_dim, width, channels, image_size, cond_dim=cond_dim, modulation=modulation,
+    base = GENERATORS[arch](z_dim - condition.extra_noise, width, channels, image_size, cond_dim=cond_dim, modulation=modulation,
                             **(arch_options or {}))
     return condition.wrap_generator(base, num_classes, cond_dim)
 
