@@ -19,8 +19,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+MIN_CLUSTER_IMAGES = 20  # training images per cluster, on average, at the least (fewer clusters on small data)
 FEATURE_SIDE = 16  # px per side of the pixels the clustering sees (area-averaged); smaller images as they are
 READ_ROWS = 4096  # images read and pooled at a time
+
+
+def cluster_count(clusters: int, images: int) -> int:
+    """The clusters a split of ``images`` gets: ``clusters`` (``model.clusters``), fewer when that would leave
+    under ``MIN_CLUSTER_IMAGES`` images per cluster on average, and at least 1."""
+    return max(1, min(clusters, images // MIN_CLUSTER_IMAGES))
 
 
 def pixel_features(take, count: int, side: int = FEATURE_SIDE) -> np.ndarray:

@@ -10,7 +10,6 @@ import torch
 from fashiongen.analysis.truncation import truncate
 from fashiongen.clustering import cluster_shares, pixel_clusters, pixel_features
 from fashiongen.config import parse_params
-from fashiongen.errors import ConfigError
 from fashiongen.evaluation import EvaluatePaths, evaluate
 from fashiongen.gan.artifact import load_generator
 from fashiongen.gan.conditions import KINDS
@@ -159,8 +158,12 @@ def test_cluster_generator_refuses_label_and_like(trained, tmp_path):
     assert main(["generate", "--checkpoint", str(run.generator), "--label", "3", "--out", str(tmp_path / "x.npz")]) == 2
 
 
-def test_more_clusters_than_training_images_is_a_config_error():
+def test_small_data_gets_fewer_clusters_of_at_least_20_images():
+    from fashiongen.clustering import cluster_count
+
+    assert cluster_count(100, 60_000) == 100 and cluster_count(100, 1_000) == 50
+    assert cluster_count(100, 45) == 2 and cluster_count(100, 10) == 1
     kind = KINDS["cluster"]
-    with pytest.raises(ConfigError, match="model.clusters=50 exceeds the 10 training images"):
-        kind.training_values(np.zeros(10, np.int64), 1, None, lambda i: torch.zeros(len(i), 1, 4, 4, dtype=torch.uint8),
-                             50, 0)
+    values = kind.training_values(np.zeros(45, np.int64), 1, None,
+                                  lambda i: torch.randint(0, 255, (len(i), 1, 4, 4), dtype=torch.uint8), 100, 0)
+    assert sorted(torch.unique(values).tolist()) == [0, 1]

@@ -68,7 +68,7 @@ def test_trains_without_nan(workdir, model, train):
     for path in (run.generator, run.best_generator):
         loaded = load_generator(path)
         cond = condition_kind(loaded.spec.condition).example(loaded.spec, 4, seed=0)
-        images = loaded.module(torch.randn(4, 16), cond)
+        images = loaded.module(torch.randn(4, loaded.spec.z_dim), cond)
         assert images.shape == (4, 1, 28, 28) and torch.isfinite(images).all()
 
 

@@ -196,7 +196,7 @@ def test_stage_widths_that_do_not_fit_the_image_size_stop_training_before_it_sta
 def test_a_few_training_steps_through_the_trainer_stay_finite():
     from fashiongen.gan.training import build_trainer
 
-    params = parse_params({**TINY, "model": {**TINY["model"], "stage_widths": [16, 8, 8]}})
+    params = parse_params({**TINY, "model": {**TINY["model"], "stage_widths": [16, 8, 8], "condition": "none"}})
     spec, trainer = build_trainer(params, channels=1, image_size=28, device=torch.device("cpu"))
     assert spec.arch_options["stage_widths"] == [16, 8, 8]
     before = [p.detach().clone() for p in trainer.generator.parameters()]

@@ -213,13 +213,14 @@ def test_checkpoint_of_other_network_shapes_is_not_resumed(train_workdir, monkey
     train_until_interrupted(monkeypatch, params, run, epoch=1)
     checkpoint = run.checkpoints / "epoch_0001.pt"
     payload = torch.load(checkpoint, weights_only=True)
-    head = payload["trainer"]["discriminator"]["head.weight"]
-    payload["trainer"]["discriminator"]["head.weight"] = torch.zeros(head.shape[0], head.shape[1] * 2)
+    key = next(k for k in payload["trainer"]["discriminator"] if k.endswith("head.weight"))  # base.head.weight
+    head = payload["trainer"]["discriminator"][key]                                          # under a projection
+    payload["trainer"]["discriminator"][key] = torch.zeros(head.shape[0], head.shape[1] * 2)
     torch.save(payload, checkpoint)
     with caplog.at_level("INFO"):
         train_gan(params, run)
     changed = (head.shape[0], head.shape[1] * 2)
-    assert f"of other shapes (discriminator.head.weight: {changed} -> {tuple(head.shape)})" in caplog.text
+    assert f"of other shapes (discriminator.{key}: {changed} -> {tuple(head.shape)})" in caplog.text
     fresh = paths(train_workdir, "fresh")
     train_gan(params, fresh)
     assert_same_weights(generator_weights(fresh.generator), generator_weights(run.generator))

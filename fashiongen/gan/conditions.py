@@ -33,6 +33,7 @@ Adding a kind: subclass :class:`ConditionKind`, register it in :data:`KINDS`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -47,6 +48,8 @@ from fashiongen.models.conditioning import CHOICE_BITS
 if TYPE_CHECKING:  # pragma: no cover
     from fashiongen.data.prepared import PreparedData
     from fashiongen.gan.artifact import LoadedGenerator
+
+log = logging.getLogger(__name__)
 
 GRID_ROWS = 8
 
@@ -69,8 +72,9 @@ class ConditionKind:
         """Columns the condition adds to the generator's input."""
         raise NotImplementedError
 
-    def num_codes(self, num_classes: int, clusters: int) -> int:
-        """Distinct codes the embedding and projection hold: the classes (label), the clusters (cluster)."""
+    def num_codes(self, num_classes: int, clusters: int, images: int) -> int:
+        """Distinct codes the embedding and projection hold: the classes (label), the clusters of ``images``
+        training images (cluster)."""
         return num_classes
 
     def training_values(self, labels: np.ndarray, num_classes: int, encodings_dir: Path, take, clusters: int,
@@ -286,8 +290,10 @@ class ClusterCondition(LabelCondition):
     def conditional(self) -> bool:
         return False  # callers sample it like none: G(z) draws the cluster
 
-    def num_codes(self, num_classes: int, clusters: int) -> int:
-        return clusters
+    def num_codes(self, num_classes: int, clusters: int, images: int) -> int:
+        from fashiongen.clustering import cluster_count
+
+        return cluster_count(clusters, images)
 
     def wrap_generator(self, base: nn.Module, num_classes: int, width: int) -> nn.Module:
         from fashiongen.models.conditioning import ClusterPriorGenerator, ConditionalGenerator
@@ -300,9 +306,9 @@ class ClusterCondition(LabelCondition):
     def training_values(self, labels, num_classes, encodings_dir, take, clusters, seed) -> torch.Tensor:
         from fashiongen.clustering import pixel_clusters
 
-        if clusters > len(labels):
-            raise ConfigError(f"model.clusters={clusters} exceeds the {len(labels)} training images; lower it.")
-        return torch.as_tensor(pixel_clusters(take, len(labels), clusters, seed))
+        k = self.num_codes(num_classes, clusters, len(labels))
+        log.info("clustering %d training images into %d pixel clusters (model.clusters %d)", len(labels), k, clusters)
+        return torch.as_tensor(pixel_clusters(take, len(labels), k, seed))
 
     def prepare_generator(self, generator: nn.Module, values: torch.Tensor, num_codes: int) -> None:
         from fashiongen.clustering import cluster_shares
@@ -386,7 +392,7 @@ def load_conditions(kind: ConditionKind, labels: np.ndarray, num_classes: int, e
     (``train.seed``) only by ``cluster``.
     """
     values = kind.training_values(labels, num_classes, encodings_dir, take, clusters, seed).to(device)
-    return Conditions(kind, values, labels, kind.num_codes(num_classes, clusters))
+    return Conditions(kind, values, labels, kind.num_codes(num_classes, clusters, len(labels)))
 
 
 def check_data_fits(kind: ConditionKind, data: "PreparedData", prepared_dir: Path) -> None:
