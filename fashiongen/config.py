@@ -153,7 +153,7 @@ class ModelConfig(_Section):
 
     arch: Literal["dcgan", "upsample", "resnet"] = "dcgan"
     condition: Literal["none", "label", "encoding", "cluster"] = Field(
-        "cluster", description="Generator input: noise, noise + class embedding, noise + encoding of a real image, or "
+        "none", description="Generator input: noise, noise + class embedding, noise + encoding of a real image, or "
         "noise + one of model.clusters pixel k-means clusters (trained like label, no labels needed; sampled like "
         "none: the generator draws the cluster).",
     )
