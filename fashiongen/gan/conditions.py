@@ -162,13 +162,29 @@ class ConditionKind:
             raise ConfigError(f"{option} needs a generator trained with model.condition: {kind}; this one has {self.name!r}.")
 
 
-class NoCondition(ConditionKind):
-    name = "none"
-    takes_code = False
+class SampledUnconditionally:
+    """What callers see of a kind sampled as ``G(z)``: no condition to ask for, none in an exported file."""
 
     @property
     def conditional(self) -> bool:
         return False
+
+    def from_request(self, loaded, n, label, like, encoder_path, device) -> torch.Tensor:
+        return ConditionKind.from_request(self, loaded, n, label, like, encoder_path, device)  # refuses both
+
+    def default_request(self, loaded, n: int) -> torch.Tensor:
+        return torch.empty(n, 0)
+
+    def example(self, spec, batch: int, seed: int) -> torch.Tensor:
+        return torch.empty(batch, 0)
+
+    def describe(self, spec) -> dict | None:
+        return None
+
+
+class NoCondition(SampledUnconditionally, ConditionKind):
+    name = "none"
+    takes_code = False
 
     def width(self, embed_dim: int, encoding_dim: int) -> int:
         return 0
@@ -187,15 +203,6 @@ class NoCondition(ConditionKind):
 
     def sample(self, values: torch.Tensor, n: int, rng: torch.Generator) -> torch.Tensor:
         return values.new_empty(n, 0)  # draws nothing from rng
-
-    def default_request(self, loaded, n: int) -> torch.Tensor:
-        return torch.empty(n, 0)
-
-    def example(self, spec, batch: int, seed: int) -> torch.Tensor:
-        return torch.empty(batch, 0)
-
-    def describe(self, spec) -> dict | None:
-        return None
 
 
 class LabelCondition(ConditionKind):
@@ -279,16 +286,12 @@ class EncodingCondition(ConditionKind):
                 "meaning": f"encoding of a real image by encoder {spec.encoder} (models/encoder.pt)"}
 
 
-class ClusterCondition(LabelCondition):
+class ClusterCondition(SampledUnconditionally, LabelCondition):
     """Pixel k-means clusters as labels in training; an unconditional generator afterwards (see the module doc)."""
 
     name = "cluster"
     needs_labels = False
     extra_noise = CHOICE_BITS  # the signs that pick a sampled cluster
-
-    @property
-    def conditional(self) -> bool:
-        return False  # callers sample it like none: G(z) draws the cluster
 
     def num_codes(self, num_classes: int, clusters: int, images: int) -> int:
         from fashiongen.clustering import cluster_count
@@ -318,20 +321,6 @@ class ClusterCondition(LabelCondition):
     def grid_rows(self, values, labels, num_classes, rows) -> torch.Tensor:
         present = torch.unique(values).cpu().numpy()  # grid row r shows cluster r (of those that hold images)
         return torch.as_tensor(present[rows % len(present)], device=values.device)
-
-    def from_request(self, loaded, n, label, like, encoder_path, device) -> torch.Tensor:
-        self._refuse(label, "--label", "label")
-        self._refuse(like, "--like", "encoding")
-        return self.default_request(loaded, n)
-
-    def default_request(self, loaded, n: int) -> torch.Tensor:
-        return torch.empty(n, 0)
-
-    def example(self, spec, batch: int, seed: int) -> torch.Tensor:
-        return torch.empty(batch, 0)
-
-    def describe(self, spec) -> dict | None:
-        return None
 
 
 KINDS: dict[str, ConditionKind] = {
