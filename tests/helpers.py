@@ -98,6 +98,28 @@ def paths(root: Path, name: str = "run"):
     )
 
 
+def train_and_evaluate(root: Path, params, name: str):
+    """Train ``params`` on ``root``'s prepared data and evaluator, then score it: (run paths, last stats, metrics)."""
+    import json
+    import os
+
+    from fashiongen.evaluation import EvaluatePaths, evaluate
+    from fashiongen.gan.training import train_gan
+
+    run = paths(root, name)
+    cwd = os.getcwd()
+    os.chdir(root)  # dvclive looks for a repository from the working directory
+    try:
+        last = train_gan(params, run)
+    finally:
+        os.chdir(cwd)
+    metrics_path = root / name / "metrics.json"
+    evaluate(params.evaluate,
+             EvaluatePaths(root / "prepared", root / "evaluator.pt", run.generator, metrics_path,
+                           root / name / "samples.png", root / "encodings"), device_name="cpu")
+    return run, last, json.loads(metrics_path.read_text())
+
+
 def tiny_train_params(**train):
     """Params of a training run that takes a second or two on the blobs of :func:`make_prepared`."""
     from fashiongen.config import parse_params

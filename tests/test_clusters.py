@@ -1,7 +1,5 @@
 """model.condition cluster: pixel k-means codes in training, an unconditional generator afterwards."""
 
-import json
-import os
 
 import numpy as np
 import pytest
@@ -10,13 +8,11 @@ import torch
 from fashiongen.analysis.truncation import truncate
 from fashiongen.clustering import cluster_shares, pixel_clusters, pixel_features
 from fashiongen.config import parse_params
-from fashiongen.evaluation import EvaluatePaths, evaluate
 from fashiongen.gan.artifact import load_generator
 from fashiongen.gan.conditions import KINDS
 from fashiongen.gan.sampling import noise
-from fashiongen.gan.training import train_gan
 from fashiongen.models.conditioning import CHOICE_BITS, ClusterPriorGenerator, ConditionalGenerator
-from helpers import make_evaluator, make_prepared, paths
+from helpers import make_evaluator, make_prepared, train_and_evaluate
 
 
 def blobs(n_per_group: int, size: int, channels: int = 1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -116,18 +112,8 @@ def trained(tmp_path_factory):
     make_prepared(root / "prepared")
     torch.manual_seed(0)
     make_evaluator(root / "evaluator.pt")
-    run = paths(root, "cluster")
-    cwd = os.getcwd()
-    os.chdir(root)  # dvclive looks for a repository from the working directory
-    try:
-        last = train_gan(cluster_params(), run)
-    finally:
-        os.chdir(cwd)
-    metrics_path = root / "cluster" / "metrics.json"
-    evaluate(cluster_params().evaluate,
-             EvaluatePaths(root / "prepared", root / "evaluator.pt", run.generator, metrics_path,
-                           root / "cluster" / "samples.png", root / "encodings"), device_name="cpu")
-    return root, run, last, json.loads(metrics_path.read_text())
+    run, last, metrics = train_and_evaluate(root, cluster_params(), "cluster")
+    return root, run, last, metrics
 
 
 def test_a_cluster_generator_trains_without_nan_and_samples_unconditionally(trained):

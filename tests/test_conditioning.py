@@ -16,13 +16,12 @@ from fashiongen.config import parse_params
 from fashiongen.data.image_files import load_image, match_background
 from fashiongen.encoding import encode_dataset, load_encoder, train_encoder
 from fashiongen.errors import ConfigError, DataError
-from fashiongen.evaluation import EvaluatePaths, class_consistency, diversity, evaluate, mean_pairwise_distance
+from fashiongen.evaluation import class_consistency, diversity, mean_pairwise_distance
 from fashiongen.gan.artifact import load_generator
-from fashiongen.gan.training import train_gan
 from fashiongen.generation import resolve_label
 from fashiongen.gan.conditions import KINDS
 from fashiongen.models.factory import build_discriminator
-from helpers import REPO_ROOT, make_evaluator, make_prepared, paths
+from helpers import REPO_ROOT, make_evaluator, make_prepared, train_and_evaluate
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
@@ -50,23 +49,8 @@ def trained(tmp_path_factory):
         params = conditional_params(condition)
         train_encoder(params, root / "prepared", root / "encoder.pt", root / "encoder_metrics.json")
         encode_dataset(params, root / "prepared", root / "encoder.pt", root / "encodings")
-        run = paths(root, condition)
-        import os
-
-        cwd = os.getcwd()
-        os.chdir(root)  # dvclive looks for a repository from the working directory
-        try:
-            train_gan(params, run)
-        finally:
-            os.chdir(cwd)
-        metrics_path = root / condition / "metrics.json"
-        evaluate(
-            params.evaluate,
-            EvaluatePaths(root / "prepared", root / "evaluator.pt", run.generator, metrics_path,
-                          root / condition / "samples.png", root / "encodings"),
-            device_name="cpu",
-        )
-        runs[condition] = (run, json.loads(metrics_path.read_text()))
+        run, _, metrics = train_and_evaluate(root, params, condition)
+        runs[condition] = (run, metrics)
     return root, runs
 
 
