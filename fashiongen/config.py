@@ -153,11 +153,11 @@ class ModelConfig(_Section):
 
     arch: Literal["dcgan", "upsample", "resnet"] = "dcgan"
     condition: Literal["none", "label", "encoding", "cluster"] = Field(
-        "none", description="Generator input: noise, noise + class embedding, noise + encoding of a real image, or "
+        "cluster", description="Generator input: noise, noise + class embedding, noise + encoding of a real image, or "
         "noise + one of model.clusters pixel k-means clusters (trained like label, no labels needed; sampled like "
         "none: the generator draws the cluster).",
     )
-    clusters: int = Field(100, ge=1, le=10000, description="k of the k-means clusters (condition: cluster); "
+    clusters: int = Field(10, ge=1, le=10000, description="k of the k-means clusters (condition: cluster); "
                           "fewer on small data: at least 20 training images per cluster on average.")
     embed_dim: int = Field(32, ge=1, le=1024, description="Size of the class embedding (condition: label).")
     g_cond: Literal["input", "modulation"] = Field(
@@ -258,14 +258,14 @@ class ModelConfig(_Section):
 class TrainConfig(_Section):
     """How the GAN is optimised."""
 
-    epochs: int = Field(70, ge=1, le=100000)
+    epochs: int = Field(30, ge=1, le=100000)
     batch_size: int = Field(128, ge=2, le=65536)
     steps_per_epoch: Optional[int] = Field(
         None, ge=1, description="At most this many steps per epoch (a fresh random draw of the split each epoch); "
         "null = the whole split. Bounds the time of an epoch on a big folder.",
     )
-    lr_g: float = Field(2e-3, gt=0, le=1)
-    lr_d: float = Field(2e-3, gt=0, le=1)
+    lr_g: float = Field(1e-3, gt=0, le=1)
+    lr_d: float = Field(1e-3, gt=0, le=1)
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
     seed: int = Field(0, ge=0, lt=2**32)
