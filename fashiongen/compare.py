@@ -28,7 +28,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from fashiongen.errors import FashionGenError
-from fashiongen.metrics.table import DIRECTIONS, normalise_keys
+from fashiongen.metrics.table import BY_KEY, DIRECTIONS, normalise_keys
 
 
 
@@ -205,6 +205,9 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerances: dict[
             comparison.notes.append(f"{name} is not in the baseline: not compared")
             continue
         comparison.rows.append(_judge(name, baseline[name], current.get(name), tolerance))
+        blind = _blind_spot(name, baseline[name], tolerance)
+        if blind:
+            comparison.notes.append(blind)
     shown = set(tolerances)
     for name in sorted(set(baseline) & set(current) - shown):
         if _is_number(baseline[name]) and _is_number(current[name]):
@@ -226,6 +229,24 @@ def _judge(name: str, base: Any, now: Any, tolerance: Tolerance) -> Row:
     else:
         verdict = "ok"
     return Row(name, base, now, verdict)
+
+
+def _blind_spot(name: str, base: Any, tolerance: Tolerance) -> str | None:
+    """A note when ``name`` cannot fail: its baseline lies within its tolerance of the worst value it can take.
+
+    A recall of 0.004 gated with an absolute tolerance of 0.15 would pass a recall of 0: the check
+    is there but blind, and the gate should say so rather than look like a guard.
+    """
+    metric = BY_KEY.get(name)
+    if metric is None or metric.worst is None or not _is_finite_number(base):
+        return None
+    allowed = tolerance.allowed(base)
+    reachable = base - allowed > metric.worst if tolerance.better == "higher" else base + allowed < metric.worst
+    if reachable:
+        return None
+    return (f"{name} cannot fail this gate: its baseline {_fmt(base)} is within its tolerance {_fmt(allowed)} of "
+            f"the worst value it can take ({_fmt(metric.worst)}), so a regression of it would go unseen; gate a "
+            f"run where it is further from {_fmt(metric.worst)}, or tighten its tolerance")
 
 
 def _check_ruler(baseline: dict, current: dict, comparison: Comparison) -> None:

@@ -43,6 +43,21 @@ def test_missing_or_nan_gated_metric_fails():
     assert not compare(BASE, {**BASE, "fid": float("nan")}, TOLERANCES).passed()
 
 
+def test_a_check_that_cannot_fail_is_named_as_blind():
+    """A recall baseline within its tolerance of 0 passes even a recall of 0: the gate says so."""
+    tolerances = {**TOLERANCES, "recall": Tolerance("higher", absolute=0.15), "precision": Tolerance("higher", absolute=0.15)}
+    near_zero = {**BASE, "recall": 0.004, "precision": 0.9}
+    collapsed = compare(near_zero, {**near_zero, "recall": 0.0}, tolerances)
+    assert collapsed.passed()  # the blind check still passes: the note is the warning
+    table = to_markdown(collapsed)
+    assert "Note: recall cannot fail this gate: its baseline 0.004 is within its tolerance 0.15 of the worst value" in table
+    assert "precision cannot fail" not in table  # 0.9 - 0.15 is reachable
+    # a metric without a bound (FID) or far from it is never blind; IS is bounded below by 1
+    assert not any("cannot fail" in note for note in compare(BASE, BASE, tolerances).notes)
+    low_is = compare({**BASE, "is_mean": 1.1}, {**BASE, "is_mean": 1.0}, tolerances)
+    assert [note.split(" ")[0] for note in low_is.notes if "cannot fail" in note] == ["is_mean"]
+
+
 def test_rulers_must_match_unless_only_the_machine_differs():
     other_machine = {**BASE, "features": "evaluator-bbb"}  # same recipe, other weights
     result = compare(BASE, other_machine, TOLERANCES)

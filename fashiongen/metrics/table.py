@@ -27,6 +27,8 @@ class Metric:
     display: str
     better: Better
     has_floor: bool = True  # the same metric of real images is reported as ``<key>_floor``
+    worst: float | None = None  # the worst value it can take (0 for a share), None when unbounded
+
 
     @property
     def floor(self) -> str | None:
@@ -36,13 +38,13 @@ class Metric:
 METRICS: tuple[Metric, ...] = (
     Metric("fid", "FID", "lower"),
     Metric("kid_mean", "KID", "lower"),
-    Metric("is_mean", "Inception Score", "higher"),
-    Metric("precision", "precision", "higher"),
-    Metric("recall", "recall", "higher"),
-    Metric("class_consistency", "class consistency", "higher", has_floor=False),
-    Metric("diversity", "diversity", "higher", has_floor=False),
+    Metric("is_mean", "Inception Score", "higher", worst=1.0),
+    Metric("precision", "precision", "higher", worst=0.0),
+    Metric("recall", "recall", "higher", worst=0.0),
+    Metric("class_consistency", "class consistency", "higher", has_floor=False, worst=0.0),
+    Metric("diversity", "diversity", "higher", has_floor=False, worst=0.0),
     # the look inside the generator (fashiongen/analysis): copy_rate_floor is the real test images' own rate
-    Metric("copy_rate", "copy rate", "lower"),
+    Metric("copy_rate", "copy rate", "lower", worst=1.0),
     Metric("mifid", "MiFID", "lower", has_floor=False),
     Metric("class_share_distance", "class share distance", "lower", has_floor=False),
     Metric("intra_fid_mean", "intra-class FID (mean)", "lower", has_floor=False),
