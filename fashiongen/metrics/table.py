@@ -29,7 +29,6 @@ class Metric:
     has_floor: bool = True  # the same metric of real images is reported as ``<key>_floor``
     worst: float | None = None  # the worst value it can take (0 for a share), None when unbounded
 
-
     @property
     def floor(self) -> str | None:
         return f"{self.key}_floor" if self.has_floor else None
