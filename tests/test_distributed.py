@@ -29,7 +29,9 @@ def _average_in_process(rank: int, world: int, init_file: str, results) -> None:
         p.grad = torch.full_like(p, float(rank + 1))  # rank 0: ones, rank 1: twos
     distributed.average_gradients(module)
     stats = distributed.average_tensor(torch.tensor([float(rank)]))
-    results.put((rank, [p.grad.clone() for p in module.parameters()], stats.item(), module.weight.detach().clone()))
+    # plain lists, not tensors: a tensor crosses a Queue as a file descriptor that the receiver fetches from this
+    # process, which may have exited by then on a loaded machine (FileNotFoundError in the parent)
+    results.put((rank, [p.grad.tolist() for p in module.parameters()], stats.item(), module.weight.detach().tolist()))
     dist.destroy_process_group()
 
 
@@ -45,9 +47,9 @@ def test_gradients_and_statistics_are_averaged_over_two_gloo_processes(tmp_path)
         assert proc.exitcode == 0
     for rank in (0, 1):
         grads, stat, _ = got[rank]
-        assert all(torch.allclose(g, torch.full_like(g, 1.5)) for g in grads)
+        assert all(torch.allclose(g, torch.full_like(g, 1.5)) for g in map(torch.tensor, grads))
         assert stat == pytest.approx(0.5)
-    assert torch.equal(got[0][2], got[1][2])  # the same weights after the broadcast
+    assert torch.equal(torch.tensor(got[0][2]), torch.tensor(got[1][2]))  # the same weights after the broadcast
 
 
 def test_each_rank_takes_its_own_slice_of_the_global_batch():
