@@ -157,7 +157,7 @@ class ModelConfig(_Section):
         "noise + one of model.clusters pixel k-means clusters (trained like label, no labels needed; sampled like "
         "none: the generator draws the cluster).",
     )
-    clusters: int = Field(10, ge=1, le=10000, description="k of the k-means clusters (condition: cluster); "
+    clusters: int = Field(20, ge=1, le=10000, description="k of the k-means clusters (condition: cluster); "
                           "fewer on small data: at least 20 training images per cluster on average.")
     embed_dim: int = Field(32, ge=1, le=1024, description="Size of the class embedding (condition: label).")
     g_cond: Literal["input", "modulation"] = Field(
