@@ -31,9 +31,9 @@ from common import REPO_ROOT, git_revision, machine, write_json
 
 def purity(clusters: np.ndarray, labels: np.ndarray) -> float:
     """The share of images whose class is their cluster's most common one: float in [0, 1]."""
-    table = np.zeros((clusters.max() + 1, labels.max() + 1), np.int64)
-    np.add.at(table, (clusters, labels), 1)
-    return float(table.max(axis=1).sum() / len(labels))
+    from sklearn.metrics.cluster import contingency_matrix
+
+    return float(contingency_matrix(clusters, labels).max(axis=1).sum() / len(labels))
 
 
 def score(images: np.ndarray, labels: np.ndarray, k: int, seed: int) -> dict:
