@@ -152,12 +152,12 @@ class ModelConfig(_Section):
     """The GAN's architecture and objective."""
 
     arch: Literal["dcgan", "upsample", "resnet"] = "dcgan"
-    condition: Literal["none", "label", "encoding", "cluster"] = Field(
-        "cluster", description="Generator input: noise, noise + class embedding, noise + encoding of a real image, or "
+    condition: Literal["auto", "none", "label", "encoding", "cluster"] = Field(
+        "auto", description="Generator input: noise, noise + class embedding, noise + encoding of a real image, or "
         "noise + one of model.clusters pixel k-means clusters (trained like label, no labels needed; sampled like "
-        "none: the generator draws the cluster).",
+        "none: the generator draws the cluster); auto: label where the data has class labels, cluster where not.",
     )
-    clusters: int = Field(20, ge=1, le=10000, description="k of the k-means clusters (condition: cluster); "
+    clusters: int = Field(20, ge=1, le=10000, description="k of the k-means clusters (condition: cluster, or auto without labels); "
                           "fewer on small data: at least 20 training images per cluster on average.")
     embed_dim: int = Field(32, ge=1, le=1024, description="Size of the class embedding (condition: label).")
     g_cond: Literal["input", "modulation"] = Field(
@@ -264,8 +264,8 @@ class TrainConfig(_Section):
         None, ge=1, description="At most this many steps per epoch (a fresh random draw of the split each epoch); "
         "null = the whole split. Bounds the time of an epoch on a big folder.",
     )
-    lr_g: float = Field(1e-3, gt=0, le=1)
-    lr_d: float = Field(1e-3, gt=0, le=1)
+    lr_g: float = Field(1.5e-3, gt=0, le=1)
+    lr_d: float = Field(1.5e-3, gt=0, le=1)
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
     seed: int = Field(0, ge=0, lt=2**32)
@@ -294,7 +294,7 @@ class TrainConfig(_Section):
     lr_end_ratio: float = Field(0.05, gt=0, le=1, description="Learning rates at the last step ÷ at the first.")
     gamma_end_ratio: float = Field(1.0, ge=0, le=1, description="R1/R2 weights at the last step ÷ at the first.")
     ema_kimg: float = Field(
-        20.0, ge=0, le=100000,
+        100.0, ge=0, le=100000,
         description="Half-life of the generator's weight average, in thousands of images (StyleGAN2-ADA); 0 = no average.",
     )
     ema_rampup: Optional[float] = Field(

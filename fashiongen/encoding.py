@@ -30,7 +30,7 @@ from fashiongen.data.batches import Images, ImageSource, PreloadBudget, labelled
 from fashiongen.data.prepared import load_prepared
 from fashiongen.device import resolve_device
 from fashiongen.errors import CheckpointError, ConfigError, DataError
-from fashiongen.gan.conditions import condition_kind
+from fashiongen.gan.conditions import uses_encoder
 from fashiongen.metrics.features import extract
 from fashiongen.model_files import ENCODER, read_model_file, save_model_file, state_dict_digest
 from fashiongen.models.encoder import IMAGENET_FILES, IMAGENET_URL, Encoder, normalise_encodings
@@ -72,7 +72,7 @@ def train_encoder(params: Params, prepared_dir: Path, model_path: Path, metrics_
     from fashiongen.seeding import seed_everything
 
     cfg = params.encoder
-    if not condition_kind(params.model.condition).uses_encoder:
+    if not uses_encoder(params.model.condition):
         save_model_file(model_path, ENCODER, {"trained": False, "reason": NOT_NEEDED})
         metrics = {"trained": False}
         write_json(metrics_path, metrics)
@@ -127,7 +127,7 @@ def encode_images(encoder: LoadedEncoder, images: np.ndarray | torch.Tensor | Im
 def encode_dataset(params: Params, prepared_dir: Path, encoder_path: Path, out_dir: Path) -> dict:
     """Write every train and test image's encoding once (or ``{"used": false}``)."""
     with atomic_directory(out_dir) as staging:
-        if not condition_kind(params.model.condition).uses_encoder:
+        if not uses_encoder(params.model.condition):
             meta = {"used": False}
             write_json(staging / "meta.json", meta)
             return meta

@@ -153,3 +153,50 @@ def test_small_data_gets_fewer_clusters_of_at_least_20_images():
     values = kind.training_values(np.zeros(45, np.int64), 1, None,
                                   lambda i: torch.randint(0, 255, (len(i), 1, 4, 4), dtype=torch.uint8), 100, 0)
     assert sorted(torch.unique(values).tolist()) == [0, 1]
+
+
+def test_auto_is_label_on_labelled_data_and_cluster_without_labels():
+    from fashiongen.errors import ConfigError
+    from fashiongen.gan.conditions import kind_for, uses_encoder
+
+    assert parse_params({}).model.condition == "auto"
+    assert kind_for("auto", labelled=True).name == "label" and kind_for("auto", labelled=False).name == "cluster"
+    assert all(kind_for(name, labelled).name == name for name in KINDS for labelled in (True, False))
+    assert not uses_encoder("auto") and uses_encoder("encoding") and not uses_encoder("cluster")
+    with pytest.raises(ConfigError, match="unknown model.condition 'labels'; choose one of none, label, .* or auto"):
+        kind_for("labels", labelled=True)
+
+
+def unlabelled(prepared):
+    """``prepared`` (of :func:`make_prepared`) as a folder without class subfolders is prepared: one class, no labels."""
+    import json
+
+    meta = json.loads((prepared / "meta.json").read_text())
+    meta.update({"classes": ["image"], "num_classes": 1, "labelled": False})
+    (prepared / "meta.json").write_text(json.dumps(meta))
+    for split in ("train", "test"):
+        labels = np.load(prepared / f"{split}_labels.npy")
+        np.save(prepared / f"{split}_labels.npy", np.zeros_like(labels))
+
+
+@pytest.mark.parametrize("labelled, trained_as", [(True, "label"), (False, "cluster")])
+def test_the_default_condition_trains_what_the_data_allows_and_the_generator_records_it(tmp_path, labelled,
+                                                                                          trained_as):
+    import os
+
+    from fashiongen.gan.training import train_gan
+    from helpers import paths, tiny_train_params
+
+    make_prepared(tmp_path / "prepared")
+    if not labelled:
+        unlabelled(tmp_path / "prepared")
+    run = paths(tmp_path)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)  # dvclive looks for a repository from the working directory
+    try:
+        train_gan(tiny_train_params(epochs=1, eval_every=0), run)
+    finally:
+        os.chdir(cwd)
+    spec = load_generator(run.generator).spec
+    assert spec.condition == trained_as and spec.num_classes == (10 if labelled else 9)  # 192 images: 9 clusters of 20+
+    assert load_generator(run.generator).params["model"]["condition"] == trained_as

@@ -145,7 +145,7 @@ def test_allowed_values_are_the_registries():
 
     from fashiongen.config import AugmentName, EncoderConfig, ModelConfig
     from fashiongen.gan.augment import AUGMENTS
-    from fashiongen.gan.conditions import KINDS
+    from fashiongen.gan.conditions import AUTO, KINDS
     from fashiongen.gan.losses import LOSSES
     from fashiongen.models.encoder import ARCHS as ENCODER_ARCHS
     from fashiongen.models.factory import ARCHS, DISCRIMINATORS, GENERATORS
@@ -156,7 +156,7 @@ def test_allowed_values_are_the_registries():
         return set(get_args(model.model_fields[field].annotation))
 
     assert allowed(ModelConfig, "arch") == set(ARCHS) == set(GENERATORS) == set(DISCRIMINATORS) == set(CURRENT)
-    assert allowed(ModelConfig, "condition") == set(KINDS)
+    assert allowed(ModelConfig, "condition") == set(KINDS) | {AUTO}
     assert allowed(ModelConfig, "loss") == set(LOSSES)
     assert allowed(ModelConfig, "d_norm") == set(NORMS) | {"auto"}
     from fashiongen.models.resnet import BLOCKS

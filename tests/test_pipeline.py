@@ -234,10 +234,12 @@ def test_report_renders_in_headless_chromium_with_every_image(tiny_repo, venv_en
     rendered = render_in_chromium(tmp_path / "report.html", tmp_path / "report.png")
     images = rendered["images"]
     # 3 curves, grids at the start, 1/4, 1/2, 3/4 and end of a 10-epoch run, the evaluated samples; the look
-    # inside (issue 18): nearest-neighbour grid, class histogram, truncation curve and grid, interpolation strips
-    assert len(images) == 14
+    # inside (issue 18): nearest-neighbour grid, class histogram, per-class FID (the default on Fashion-MNIST is a
+    # label model: model.condition auto), truncation curve and grid, interpolation strips
+    assert len(images) == 15
     alts = [image["alt"] for image in images]
-    for alt in ("nearest training images", "class histogram", "truncation curve", "truncation grid", "interpolation strips"):
+    for alt in ("nearest training images", "class histogram", "per-class FID", "truncation curve", "truncation grid",
+                "interpolation strips"):
         assert alt in alts, alt
     for heading in ("Memorisation: samples nearest to a training image", "Classes", "Truncation: quality against variety",
                     "Interpolation"):

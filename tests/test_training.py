@@ -8,7 +8,7 @@ import torch
 
 from fashiongen.errors import CheckpointError, ConfigError
 from fashiongen.gan.artifact import load_generator
-from fashiongen.gan.conditions import condition_kind
+from fashiongen.gan.conditions import kind_for
 from fashiongen.gan.training import train_gan
 from helpers import assert_same_weights, generator_weights, paths, with_train
 from helpers import tiny_train_params as tiny_params
@@ -32,7 +32,8 @@ def test_training_writes_generator_logs_and_grids(workdir, loss):
 
     assert all(math.isfinite(final[k]) for k in ("d_loss", "g_loss", "d_real", "d_fake", "fid"))
     loaded = load_generator(run.generator)
-    assert loaded.spec.z_dim == 16 + condition_kind(params.model.condition).extra_noise  # cluster: + its choice columns
+    kind = kind_for(params.model.condition, labelled=True)  # the blobs have classes
+    assert loaded.spec.condition == kind.name and loaded.spec.z_dim == 16 + kind.extra_noise  # cluster: + choice columns
     assert loaded.spec.image_size == 28
     assert loaded.params["model"]["loss"] == loss  # the resolved config travels with the weights
     assert sorted(p.name for p in run.samples.iterdir()) == ["epoch_0001.png", "epoch_0002.png"]

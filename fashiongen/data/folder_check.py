@@ -115,9 +115,9 @@ def findings(manifest: Manifest, classes: dict[str, ClassReport], params: Params
         warnings.append(f"the test split holds {test} images (data.test_fraction={params.data.test_fraction}), "
                         f"fewer than evaluate.num_samples={num_samples}: evaluate scores against the full set "
                         "(README: What the metrics mean), where a generator that copies its training images scores well.")
-    from fashiongen.gan.conditions import condition_kind  # the registry knows which conditions need classes
+    from fashiongen.gan.conditions import kind_for  # the registry knows which conditions need classes
 
-    if condition_kind(params.model.condition).needs_labels and not manifest.labelled:
+    if kind_for(params.model.condition, manifest.labelled).needs_labels and not manifest.labelled:
         problems.append(f"model.condition={params.model.condition} needs classes, but the folder has none "
                         "(put the images in two or more first-level subfolders, or set model.condition: none).")
     dangling = [p.path for p in manifest.skipped if p.reason == DANGLING_LINK]

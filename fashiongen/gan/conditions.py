@@ -28,6 +28,11 @@ Kinds:
   sampled like ``none``: the generator draws a cluster from its noise in the
   clusters' training shares (:class:`~fashiongen.models.conditioning.ClusterPriorGenerator`).
 
+``model.condition: auto`` (the default) is not a kind but a choice between two:
+``label`` on data with class labels (Fashion-MNIST, a folder with one subfolder per
+class), ``cluster`` on data without (:func:`kind_for`). The generator file records the
+kind that was trained, so nothing after training sees ``auto``.
+
 Adding a kind: subclass :class:`ConditionKind`, register it in :data:`KINDS`.
 """
 
@@ -328,12 +333,32 @@ KINDS: dict[str, ConditionKind] = {
 }
 
 
+AUTO = "auto"  # model.condition: label on labelled data, cluster on unlabelled data (see the module doc)
+
+
 def condition_kind(name: str) -> ConditionKind:
     """The registered kind called ``name``; a :class:`ConfigError` listing the kinds otherwise."""
     try:
         return KINDS[name]
     except KeyError:
-        raise ConfigError(f"unknown model.condition {name!r}; choose one of {', '.join(KINDS)}.") from None
+        raise ConfigError(f"unknown model.condition {name!r}; choose one of {', '.join(KINDS)} or {AUTO}.") from None
+
+
+def kind_for(name: str, labelled: bool) -> ConditionKind:
+    """The kind ``model.condition: name`` trains on data with (``labelled``) or without class labels.
+
+    ``auto`` is ``label`` where the data has class labels and ``cluster`` where it has none
+    (label models scored FID 11-12 against 15-17 for clusters on Fashion-MNIST: docs/experiments.md);
+    any other name is its own kind, whatever the data. A :class:`ConfigError` for an unknown name.
+    """
+    if name == AUTO:
+        return KINDS["label" if labelled else "cluster"]
+    return condition_kind(name)
+
+
+def uses_encoder(name: str) -> bool:
+    """Whether ``model.condition: name`` trains on ResNet encodings, whatever the data (``auto`` never does)."""
+    return any(kind_for(name, labelled).uses_encoder for labelled in (True, False))
 
 
 def encoder_of(kind: ConditionKind, encodings_dir: Path) -> str | None:

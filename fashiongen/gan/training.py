@@ -44,7 +44,7 @@ from fashiongen.gan.artifact import GeneratorSpec, build_generator, cpu_state, s
 from fashiongen.gan.augment import make_augment
 from fashiongen.gan import distributed
 from fashiongen.gan.checkpoints import CheckpointStore, shape_differences
-from fashiongen.gan.conditions import Conditions, check_data_fits, condition_kind, encoder_of, load_conditions
+from fashiongen.gan.conditions import Conditions, check_data_fits, condition_kind, encoder_of, kind_for, load_conditions
 from fashiongen.gan.distributed import Ranks
 from fashiongen.gan.ema import GeneratorEMA, recompute_batchnorm
 from fashiongen.gan.live import open_live
@@ -78,7 +78,7 @@ def build_trainer(
     training (``cluster``: its clusters' shares).
     """
     cfg, model = params.train, params.model
-    kind = condition_kind(model.condition)
+    kind = kind_for(model.condition, labelled=num_classes > 0)  # the train stage resolves auto first (data.labelled)
     cond_dim = kind.width(model.embed_dim, encoding_dim)
     spec = GeneratorSpec(
         z_dim=model.z_dim + kind.extra_noise, width=model.g_width, channels=channels, image_size=image_size,
@@ -161,7 +161,8 @@ def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.de
     steps_per_epoch = min(len(train_images) // cfg.batch_size, cfg.steps_per_epoch or len(train_images))
     if steps_per_epoch == 0:
         raise ConfigError(f"train.batch_size={cfg.batch_size} exceeds the {len(train_images)} training images; lower it.")
-    kind = condition_kind(params.model.condition)
+    kind = kind_for(params.model.condition, data.labelled)
+    params = params.model_copy(update={"model": params.model.model_copy(update={"condition": kind.name})})  # auto: as trained
     check_data_fits(kind, data, paths.prepared)
     images = ImageSource(train_images, device, PreloadBudget.of(params.data))
     conditions = load_conditions(kind, data.split("train").labels, data.num_classes, paths.encodings, device,
