@@ -157,8 +157,8 @@ class ModelConfig(_Section):
         "noise + one of model.clusters pixel k-means clusters (trained like label, no labels needed; sampled like "
         "none: the generator draws the cluster); auto: label where the data has class labels, cluster where not.",
     )
-    clusters: int = Field(20, ge=1, le=10000, description="k of the k-means clusters (condition: cluster, or auto without labels); "
-                          "fewer on small data: at least 20 training images per cluster on average.")
+    clusters: int = Field(20, ge=1, le=10000, description="k of the k-means clusters (condition: cluster, or auto "
+                          "without labels); fewer on small data: at least 20 training images per cluster on average.")
     embed_dim: int = Field(32, ge=1, le=1024, description="Size of the class embedding (condition: label).")
     g_cond: Literal["input", "modulation"] = Field(
         "modulation", description="How a conditional generator takes the condition: input (beside the noise) or "

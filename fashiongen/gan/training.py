@@ -44,7 +44,7 @@ from fashiongen.gan.artifact import GeneratorSpec, build_generator, cpu_state, s
 from fashiongen.gan.augment import make_augment
 from fashiongen.gan import distributed
 from fashiongen.gan.checkpoints import CheckpointStore, shape_differences
-from fashiongen.gan.conditions import Conditions, check_data_fits, condition_kind, encoder_of, kind_for, load_conditions
+from fashiongen.gan.conditions import Conditions, check_data_fits, encoder_of, kind_for, load_conditions
 from fashiongen.gan.distributed import Ranks
 from fashiongen.gan.ema import GeneratorEMA, recompute_batchnorm
 from fashiongen.gan.live import open_live
@@ -162,7 +162,8 @@ def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.de
     if steps_per_epoch == 0:
         raise ConfigError(f"train.batch_size={cfg.batch_size} exceeds the {len(train_images)} training images; lower it.")
     kind = kind_for(params.model.condition, data.labelled)
-    params = params.model_copy(update={"model": params.model.model_copy(update={"condition": kind.name})})  # auto: as trained
+    # auto becomes the kind it trains, which the checkpoints' identity and the generator file record
+    params = params.model_copy(update={"model": params.model.model_copy(update={"condition": kind.name})})
     check_data_fits(kind, data, paths.prepared)
     images = ImageSource(train_images, device, PreloadBudget.of(params.data))
     conditions = load_conditions(kind, data.split("train").labels, data.num_classes, paths.encodings, device,
