@@ -84,8 +84,8 @@ def train_encoder(params: Params, prepared_dir: Path, model_path: Path, metrics_
     if not data.labelled:
         raise ConfigError(
             f"model.condition is 'encoding' but {prepared_dir} has no class labels (a folder without class "
-            "subfolders), and the encoder learns by classifying; use model.condition none, or sort the "
-            "images into one subfolder per class."
+            "subfolders), and the encoder learns by classifying; use model.condition auto or cluster (no "
+            "labels needed), or sort the images into one subfolder per class."
         )
     budget = PreloadBudget.of(params.data)  # the splits on the device while they fit, else read per batch
     train, test = (labelled_split(data, name, device, budget) for name in ("train", "test"))

@@ -119,7 +119,8 @@ def findings(manifest: Manifest, classes: dict[str, ClassReport], params: Params
 
     if kind_for(params.model.condition, manifest.labelled).needs_labels and not manifest.labelled:
         problems.append(f"model.condition={params.model.condition} needs classes, but the folder has none "
-                        "(put the images in two or more first-level subfolders, or set model.condition: none).")
+                        "(put the images in two or more first-level subfolders, or set model.condition: auto or "
+                        "cluster, which need none).")
     dangling = [p.path for p in manifest.skipped if p.reason == DANGLING_LINK]
     if dangling:
         problems.append(f"{len(dangling)} symbolic link(s) point nowhere ({', '.join(display_path(p) for p in dangling[:3])}"

@@ -414,5 +414,6 @@ def check_data_fits(kind: ConditionKind, data: "PreparedData", prepared_dir: Pat
     if kind.needs_labels and not data.labelled:
         raise ConfigError(
             f"model.condition is {kind.name!r} but {prepared_dir} has no class labels (a folder without class "
-            "subfolders); use model.condition none, or sort the images into one subfolder per class."
+            "subfolders); use model.condition auto or cluster (no labels needed), or sort the images into one "
+            "subfolder per class."
         )
