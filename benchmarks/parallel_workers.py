@@ -12,9 +12,9 @@ of the shared stages:
    in-training FID off, no resume); the median images/s the training logged
    (all ranks together). Bar: 2 processes train at ≥ 0.8× the images/s of 1.
 
-Each stage process sizes its own threads (fashiongen.runtime.share_cores); set
-nothing (``--oversubscribe`` gives every process every core, as before issue 20,
-for a before/after comparison). Run it on an otherwise idle machine:
+Each stage process runs every core and picks OpenMP's wait policy from the load
+(fashiongen.runtime); set nothing (``--oversubscribe`` gives every process every core with libgomp's
+default spinning, not adapted to the load, as before issue 20, for a before/after comparison). Run it on an otherwise idle machine:
 
     python benchmarks/parallel_workers.py --json docs/results/parallel_workers_cpu.json
     python benchmarks/parallel_workers.py --oversubscribe --json docs/results/parallel_workers_cpu_before.json
@@ -56,7 +56,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--torchrun-batch", type=int, default=128,
                         help="global batch of the torchrun runs (128: params.yaml's default; each of 2 processes takes 64)")
     parser.add_argument("--oversubscribe", action="store_true",
-                        help="every process takes every core (FASHIONGEN_THREADS=cores): the behaviour before issue 20")
+                        help="every process takes every core and spins (FASHIONGEN_THREADS=cores, GOMP_SPINCOUNT=300000, "
+                        "libgomp's default, not adapted): the behaviour before issue 20")
     parser.add_argument("--keep", action="store_true", help="keep the scratch repository (its path is printed)")
     parser.add_argument("--json", help="also write the results here")
     return parser.parse_args()
@@ -131,10 +132,10 @@ def main() -> None:
     args = parse_args()
     overrides = {**load_profile("tiny"), **(SMALL if args.small else {})}
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    for name in ("FASHIONGEN_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env.pop(name, None)  # every process sizes its own share
+    for name in ("FASHIONGEN_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        env.pop(name, None)  # every process makes its own choice
     if args.oversubscribe:
-        env["FASHIONGEN_THREADS"] = str(machine_cores())
+        env.update(FASHIONGEN_THREADS=str(machine_cores()), GOMP_SPINCOUNT="300000")
     root = Path(tempfile.mkdtemp(prefix="fashiongen-parallel-"))
     result: dict = {"machine": machine(torch.device("cpu")), "revision": git_revision(), "small": args.small,
                     "profile": overrides, "repeats": args.repeats,

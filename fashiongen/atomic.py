@@ -4,7 +4,8 @@ Every output FashionGen produces (arrays, models, metrics, images) goes through
 :func:`atomic_write`: the bytes go to a temporary file beside the target, are
 fsynced, and the temporary file is renamed over the target. A process killed
 at any moment leaves at worst a stray ``.*.tmp`` file, never a truncated output
-that a later stage would take as valid.
+that a later stage would take as valid. Inside a stage, each replacement is
+first checked against the stage's inputs (:func:`checked_before_publishing`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,29 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
+
+_publish_checks: list[Callable[[], None]] = []
+
+
+@contextlib.contextmanager
+def checked_before_publishing(check: Callable[[], None]) -> Iterator[None]:
+    """While the block runs, every write and swap here calls ``check()`` before it replaces its target.
+
+    An exception from ``check`` (a stage's inputs changed under it:
+    :mod:`fashiongen.stage_inputs`) leaves the target as it was and removes
+    the temporary file or folder.
+    """
+    _publish_checks.append(check)
+    try:
+        yield
+    finally:
+        _publish_checks.remove(check)
+
+
+def _before_publishing() -> None:
+    for check in _publish_checks:
+        check()
 
 
 def _current_umask() -> int:
@@ -46,6 +69,7 @@ def atomic_write(path: Path | str, mode: str = "wb") -> Iterator[IO[Any]]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        _before_publishing()
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -68,6 +92,7 @@ def atomic_directory(path: Path | str) -> Iterator[Path]:
     os.chmod(staging, _DIR_MODE)
     try:
         yield staging
+        _before_publishing()
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -94,6 +119,7 @@ def staged_files(folder: Path | str) -> Iterator[Path]:
     os.chmod(staging, _DIR_MODE)
     try:
         yield staging
+        _before_publishing()
         for path in sorted(staging.iterdir()):
             os.replace(path, folder / path.name)
         _fsync_directory(folder)

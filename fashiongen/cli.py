@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--truncation", type=_psi, default=1.0, metavar="PSI",
                           help="truncated-normal noise keeping this share of its mass, in (0, 1]: lower = less "
                           "variety, more typical images (default 1: none)")
-    generate.set_defaults(run=_run_generate)
+    generate.set_defaults(run=_run_generate, compute=True)
     _add_inspect_commands(commands)
 
     compare = commands.add_parser(
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--exp", action="append", default=[], metavar="NAME", help="a DVC experiment (repeatable)")
     report.add_argument("--out", type=Path, default=Path("report.html"))
     report.add_argument("--repo", type=Path, default=Path("."), help="the DVC repository (default: here)")
-    report.set_defaults(run=_run_report)
+    report.set_defaults(run=_run_report, compute=True)
 
     profile = commands.add_parser(
         "profile",
@@ -97,7 +97,7 @@ def _add_inspect_commands(commands) -> None:
     walk.add_argument("--seed", type=_seed, default=0, help="noise seed, 0 to 2**64-1")
     _add_condition_args(walk, "class to start from (label models)", "photo to start from (encoding models)")
     walk.add_argument("--to", metavar="CLASS|IMAGE", help="class or photo to walk to, at fixed noise")
-    walk.set_defaults(run=_run_interpolate)
+    walk.set_defaults(run=_run_interpolate, compute=True)
 
     export = commands.add_parser(
         "export",
@@ -108,7 +108,7 @@ def _add_inspect_commands(commands) -> None:
     export.add_argument("--checkpoint", type=Path, default=Path("models/generator.pt"))
     export.add_argument("--format", choices=("onnx", "torchscript"), required=True)
     export.add_argument("--out", type=Path, required=True, help="e.g. generator.onnx or generator.pt")
-    export.set_defaults(run=_run_export)
+    export.set_defaults(run=_run_export, compute=True)
 
 
 def _add_condition_args(parser: argparse.ArgumentParser, label_help: str, like_help: str) -> None:
@@ -138,11 +138,17 @@ def _run_interpolate(args: argparse.Namespace) -> None:
     from fashiongen.analysis.interpolation import save_gif, walk
     from fashiongen.device import resolve_device
     from fashiongen.gan.artifact import load_generator
-    from fashiongen.images import save_grid
+    from fashiongen.generation import check_memory, generate_memory_bytes
+    from fashiongen.images import check_grid_size, save_grid
 
     device = resolve_device(args.device)
-    frames = walk(load_generator(args.checkpoint, device), args.n_steps, args.seed, args.label, args.like, args.to,
-                  args.encoder, device)
+    loaded = load_generator(args.checkpoint, device)
+    size = loaded.spec.image_size  # a strip is one row of --n-steps images; a GIF holds them all as frames
+    strip = None if suffix == ".gif" else check_grid_size(args.out, args.n_steps, size, size, args.n_steps,
+                                                          fix="walk in fewer steps (--n-steps), or write a .gif")
+    check_memory(generate_memory_bytes(args.n_steps, loaded.spec.z_dim, loaded.spec.channels, size, strip),
+                 f"--n-steps {args.n_steps} frames to {args.out}", "walk in fewer steps (--n-steps)")
+    frames = walk(loaded, args.n_steps, args.seed, args.label, args.like, args.to, args.encoder, device)
     save_gif(args.out, frames) if suffix == ".gif" else save_grid(args.out, frames, nrow=len(frames))
     print(f"wrote a {len(frames)}-step walk to {args.out}")
 
@@ -291,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     _print_paths_as_given()
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "compute", False):  # before torch is imported (fashiongen.runtime)
+            from fashiongen.runtime import configure_compute
+
+            configure_compute()
         status = args.run(args)
     except FashionGenError as exc:
         print(f"error: {exc}", file=sys.stderr)

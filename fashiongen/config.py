@@ -14,6 +14,7 @@ diff`` and to ``dvc exp run -S``.
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
@@ -146,6 +147,53 @@ class EncoderConfig(_Section):
         "null = the whole split. Bounds the time of an epoch on a big folder.",
     )
     seed: int = Field(0, ge=0, lt=2**32)
+
+
+# --- What a condition name means (model.condition) ---------------------------------------------
+# The one owner of what each choice needs and of what ``auto`` becomes, used by the train stage, the
+# encoder stages, the download stage's checks and check-folder; fashiongen.gan.conditions owns the
+# values a condition takes in training and sampling.
+
+
+@dataclass(frozen=True)
+class ConditionNeeds:
+    """What a condition needs of the data and the pipeline."""
+
+    labels: bool  # the prepared data must have class labels
+    encoder: bool  # the train_encoder and encode stages do real work for it
+
+
+CONDITIONS: dict[str, ConditionNeeds] = {
+    "none": ConditionNeeds(labels=False, encoder=False),
+    "label": ConditionNeeds(labels=True, encoder=False),
+    "encoding": ConditionNeeds(labels=True, encoder=True),  # the encoder learns by classifying
+    "cluster": ConditionNeeds(labels=False, encoder=False),  # pixel k-means clusters stand in for labels
+}
+AUTO_CONDITION = "auto"
+
+
+def trained_condition(name: str, labelled: bool) -> str:
+    """The condition ``model.condition: name`` trains on data with (``labelled``) or without class labels.
+
+    ``auto`` is ``label`` where the data has class labels and ``cluster`` where it has none
+    (label models scored FID 11-12 against 15-17 for clusters on Fashion-MNIST: docs/experiments.md);
+    any other name is itself, whatever the data. A :class:`ConfigError` for an unknown name.
+    """
+    if name == AUTO_CONDITION:
+        return "label" if labelled else "cluster"
+    if name not in CONDITIONS:
+        raise ConfigError(f"unknown model.condition {name!r}; choose one of {', '.join(CONDITIONS)} or {AUTO_CONDITION}.")
+    return name
+
+
+def condition_needs_labels(name: str, labelled: bool) -> bool:
+    """Whether ``model.condition: name`` on such data trains a condition that needs class labels."""
+    return CONDITIONS[trained_condition(name, labelled)].labels
+
+
+def uses_encoder(name: str) -> bool:
+    """Whether ``model.condition: name`` trains on ResNet encodings, whatever the data (``auto`` never does)."""
+    return any(CONDITIONS[trained_condition(name, labelled)].encoder for labelled in (True, False))
 
 
 class ModelConfig(_Section):

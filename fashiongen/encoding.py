@@ -25,12 +25,11 @@ import numpy as np
 import torch
 
 from fashiongen.atomic import atomic_directory, save_npy, write_json
-from fashiongen.config import Params
+from fashiongen.config import Params, uses_encoder
 from fashiongen.data.batches import Images, ImageSource, PreloadBudget, labelled_split
 from fashiongen.data.prepared import load_prepared
 from fashiongen.device import resolve_device
 from fashiongen.errors import CheckpointError, ConfigError, DataError
-from fashiongen.gan.conditions import uses_encoder
 from fashiongen.metrics.features import extract
 from fashiongen.model_files import ENCODER, read_model_file, save_model_file, state_dict_digest
 from fashiongen.models.encoder import IMAGENET_FILES, IMAGENET_URL, Encoder, normalise_encodings

@@ -51,8 +51,14 @@ def grid_shape(n: int, height: int, width: int, nrow: int | None = None) -> tupl
     return rows * (height + GRID_PADDING) + GRID_PADDING, per_row * (width + GRID_PADDING) + GRID_PADDING
 
 
-def check_grid_size(path: Path | str, n: int, height: int, width: int, nrow: int | None = None) -> tuple[int, int]:
+GRID_FIX = "draw fewer images (--n), change --nrow, or write raw images to an .npz file"
+
+
+def check_grid_size(path: Path | str, n: int, height: int, width: int, nrow: int | None = None,
+                    fix: str = GRID_FIX) -> tuple[int, int]:
     """The grid's (height, width) in px, after checking that its format (from ``path``'s suffix) can hold it.
+
+    ``fix`` is the advice the error gives (the command's own options).
 
     Raises:
         FashionGenError: a side exceeds :data:`MAX_GRID_SIDE` for the format; the message gives the size and what to change.
@@ -65,8 +71,7 @@ def check_grid_size(path: Path | str, n: int, height: int, width: int, nrow: int
         per_row = tiles_per_row(n, nrow)
         raise FashionGenError(
             f"{path}: a grid of {n} images of {width}×{height} px, {per_row} per row, is {grid_width}×{grid_height} px; "
-            f"{fmt.upper()} holds at most {limit} px per side: draw fewer images (--n), change --nrow, "
-            "or write raw images to an .npz file."
+            f"{fmt.upper()} holds at most {limit} px per side: {fix}."
         )
     return grid_height, grid_width
 

@@ -7,14 +7,14 @@ from typing import Iterable
 
 from tqdm.auto import tqdm
 
-from fashiongen.runtime import recount_threads
+from fashiongen.runtime import watch_load
 
 
 class StageBar(tqdm):
-    """A tqdm bar whose updates also resize the process's compute threads when sibling stages start or end."""
+    """A tqdm bar whose updates also measure the machine's load (:func:`fashiongen.runtime.watch_load`)."""
 
     def update(self, n: float | None = 1) -> bool | None:
-        recount_threads()
+        watch_load()
         return super().update(n)
 
 

@@ -14,17 +14,10 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def venv_env(tmp_path_factory) -> dict:
-    """The environment for subprocesses: this interpreter's bin first on PATH (stages run `python`).
-
-    Stage processes count only this session's siblings when they share the
-    cores (fashiongen.runtime): a test run elsewhere on the machine cannot
-    change their thread counts, which change the order of float sums, and
-    several tests compare results bit for bit.
-    """
+    """The environment for subprocesses: this interpreter's bin first on PATH (stages run `python`)."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
-    env["FASHIONGEN_RUNTIME_DIR"] = str(tmp_path_factory.mktemp("fashiongen-runtime"))
     return env
 
 

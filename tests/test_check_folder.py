@@ -81,7 +81,8 @@ def test_params_apply_and_a_label_model_needs_classes(photos, tmp_path, capsys, 
         shutil.copyfile(path, flat / path.name)
     (tmp_path / "params.yaml").write_text("model:\n  condition: label\nevaluate:\n  num_samples: 100\n")
     status, out, _ = check([flat], capsys, tmp_path, monkeypatch)
-    assert status == 2 and "(unlabelled: no class subfolders)" in out
+    assert status == 2 and "classes: unlabelled: no subfolders; put the images in one subfolder per class" in out
+    assert "model.condition: label (the data has no class labels)" in out
     assert "problem: model.condition=label needs classes" in out and "evaluate.num_samples=100" in out
 
 
@@ -128,3 +129,57 @@ def test_the_pipelines_own_refusals_show_in_the_check(photos, tmp_path, capsys, 
     status, out, _ = check([folder], capsys, tmp_path, monkeypatch)
     assert status == 2 and out.splitlines()[-1].startswith("would train: no")
     assert "problem: the evaluation needs at least 100 real images and there are 63" in out
+
+
+def test_a_loose_file_beside_class_folders_is_named_and_left_out_and_leftovers_are_ignored(photos, tmp_path, capsys,
+                                                                                           monkeypatch):
+    """Issue 37 item 2: cover.jpg beside three class folders does not make the folder unlabelled."""
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    shutil.copyfile(photos / "bags" / "bag_1.jpg", folder / "cover.jpg")
+    (folder / "shoes" / ".ipynb_checkpoints").mkdir()
+    shutil.copyfile(photos / "shoes" / "shoe_0.png", folder / "shoes" / ".ipynb_checkpoints" / "shoe_0-checkpoint.png")
+    shutil.copyfile(photos / "bags" / "bag_1.jpg", folder / "bags" / "bag_1.jpg~")
+    shutil.copyfile(photos / "bags" / "bag_3.jpg", folder / "bags" / "bag_3.jpg.part")
+    status, out, _ = check([folder], capsys, tmp_path, monkeypatch)
+    assert status == 0, out
+    assert out.splitlines()[0].endswith(": 3 class(es); 123 images used, 1 skipped, 1 not images, 5 ignored")
+    assert ("classes: labelled: 3 class folders (first-level subfolders holding images); 1 image(s) beside them, "
+            "in no class, left out: cover.jpg") in out
+    assert "model.condition: auto trains a label model (the data has class labels)" in out
+    assert "  cover.jpg: an image beside the class folders, in no class: left out" in out
+    assert "  shoes/.ipynb_checkpoints: Jupyter notebook checkpoints (.ipynb_checkpoints)" in out
+    assert "  bags/bag_1.jpg~: editor backup (name~)" in out and "  bags/bag_3.jpg.part: unfinished download (.part)" in out
+
+
+def test_many_loose_images_make_the_folder_unlabelled_and_the_check_says_which(photos, tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    for path in sorted((folder / "bags").glob("*.png"))[:14]:
+        shutil.move(path, folder / path.name)
+    status, out, _ = check([folder], capsys, tmp_path, monkeypatch)
+    assert status == 0, out
+    assert "classes: unlabelled: 14 of 124 images sit at the top level beside 3 subfolders (more than 10%" in out
+    assert "model.condition: auto trains a cluster model (the data has no class labels)" in out
+
+
+def test_an_entry_that_cannot_be_read_fails_the_check_as_it_would_fail_dvc(photos, tmp_path, capsys, monkeypatch):
+    """Issue 37 item 6 (root reads every file, so the refusal of the OS is simulated)."""
+    from fashiongen.data import folder_scan
+
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    locked = str(folder / "shoes" / "shoe_1.jpg")
+
+    def refusing_open(path, *args, **kwargs):
+        if str(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return open(path, *args, **kwargs)
+
+    monkeypatch.setattr(folder_scan, "open", refusing_open, raising=False)
+    status, out, _ = check([folder], capsys, tmp_path, monkeypatch)
+    assert status == 2
+    assert "  shoes/shoe_1.jpg: cannot be read (Permission denied)" in out
+    assert ("problem: 1 entry cannot be read (shoes/shoe_1.jpg): DVC stops while hashing the folder; give yourself "
+            "read access") in out
+    assert "find PHOTOS ! -readable" in readme_block("### Files you cannot read")

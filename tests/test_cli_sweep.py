@@ -7,9 +7,10 @@ Argument values: huge, negative, zero and odd integers, odd strings (including
 bytes that are not UTF-8, as a shell passes them), missing, empty, binary and
 folder paths, and well-formed files of each kind.
 
-One restriction keeps it fast: a ``--n`` that would really be drawn is at most
-300 (an --n in the millions is valid and only slow; huge values are swept, and
-refused for memory or image size before any sampling).
+One restriction keeps it fast: a ``--n`` or ``--n-steps`` that would really be
+drawn is at most 300 (one in the millions is valid and only slow; huge values,
+from 10**8 to thousands of digits, are swept, and refused for memory or image
+size before any sampling). Names and paths go up to thousands of characters.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ SWEEP = settings(max_examples=int(os.environ.get("FASHIONGEN_SWEEP_EXAMPLES", 60
 odd_text = st.one_of(
     st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=24),
     st.binary(min_size=1, max_size=12).filter(lambda b: b"\x00" not in b).map(os.fsdecode),
-    st.sampled_from(["", " ", "-", "--", "-1", "..", "/", "~", "café.png", "a b.png", "x" * 300]),
+    st.sampled_from(["", " ", "-", "--", "-1", "..", "/", "~", "café.png", "a b.png", "x" * 300,
+                     "x" * 5000, "a/" * 3000 + "b.png", "é" * 200, "9" * 5000]),  # longer than any name or path
 )
 odd_int = st.one_of(
     st.integers(-10, 300),
@@ -189,5 +191,46 @@ def test_report_never_tracebacks(files, data):
 def test_any_words_never_traceback(files, argv):
     if argv[:1] == ["generate"] or argv[:1] == ["report"]:
         argv = argv[:1] + ["--help"]  # their runs are swept above with well-formed option names
+    status, _, stderr = run_cli(argv)
+    assert_result_or_one_error(argv, status, stderr)
+
+
+def drawable(value: str) -> bool:
+    """Whether a count is refused or quick: not a valid count between 300 and 10**8 (valid, and only slow)."""
+    try:
+        count = int(value)
+    except ValueError:
+        return True
+    return not 300 < count < 10**8
+
+
+huge_int = st.sampled_from(["100000000", str(2**31), str(2**63 - 1), str(2**64), "9" * 30, "9" * 4000]).map(str)
+
+
+@given(data=st.data())
+@SWEEP
+def test_interpolate_never_tracebacks(files, data):
+    draw = data.draw
+    spec = {"--seed": odd_int, "--label": odd_text, "--like": paths(files), "--to": st.one_of(odd_text, paths(files)),
+            "--encoder": paths(files), "--device": st.sampled_from(["auto", "cpu", "cuda", ""])}
+    checkpoint = draw(st.sampled_from([files / name for name in ("generator.pt", "label_generator.pt", "encoding_generator.pt")]))
+    steps = draw(st.one_of(st.integers(1, 40).map(str), huge_int, odd_int.filter(drawable)))
+    argv = ["interpolate", "--checkpoint", str(checkpoint), "--n-steps", steps, "--out", draw(paths(files, outputs=True))]
+    argv += options(draw, files, spec)
+    status, _, stderr = run_cli(argv)
+    assert_result_or_one_error(argv, status, stderr)
+
+
+@given(data=st.data())
+@settings(SWEEP, max_examples=max(SWEEP.max_examples // 3, 1))
+def test_export_and_check_folder_never_traceback(files, data):
+    draw = data.draw
+    if draw(st.booleans()):
+        argv = ["export", "--checkpoint", draw(paths(files)), "--format", draw(st.sampled_from(["onnx", "torchscript", "x"])),
+                "--out", draw(st.one_of(odd_text, st.builds(lambda s: str(files / "out" / f"g{s}"),
+                                                            st.sampled_from([".onnx", ".pt", "", ".onnx/"]))))]
+    else:
+        argv = ["check-folder", draw(paths(files))]
+        argv += options(draw, files, {"--params": paths(files)})
     status, _, stderr = run_cli(argv)
     assert_result_or_one_error(argv, status, stderr)

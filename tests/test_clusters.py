@@ -157,7 +157,8 @@ def test_small_data_gets_fewer_clusters_of_at_least_20_images():
 
 def test_auto_is_label_on_labelled_data_and_cluster_without_labels():
     from fashiongen.errors import ConfigError
-    from fashiongen.gan.conditions import kind_for, uses_encoder
+    from fashiongen.config import uses_encoder
+    from fashiongen.gan.conditions import kind_for
 
     assert parse_params({}).model.condition == "auto"
     assert kind_for("auto", labelled=True).name == "label" and kind_for("auto", labelled=False).name == "cluster"

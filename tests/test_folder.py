@@ -10,7 +10,8 @@ import pytest
 from fashiongen.config import parse_params
 from fashiongen.data.folder import (
     UNLABELLED_CLASS,
-    class_names,
+    Layout,
+    read_layout,
     is_test,
     list_images,
     prepare_folder,
@@ -38,11 +39,15 @@ def test_listing_finds_nested_images_of_every_format_and_skips_others(photos):
     assert paths == sorted(paths)
 
 
-def test_classes_come_from_first_level_subfolders_only_when_every_image_has_one():
-    assert class_names(["a/1.png", "b/x/2.png"]) == ["a", "b"]
-    assert class_names(["a/1.png", "2.png"]) == [UNLABELLED_CLASS]
-    assert class_names(["a/1.png", "a/2.png"]) == [UNLABELLED_CLASS]
-    assert class_names(["1.png", "2.png"]) == [UNLABELLED_CLASS]
+def test_classes_are_two_or_more_first_level_subfolders_and_a_few_loose_images_are_left_out():
+    assert read_layout(["a/1.png", "b/x/2.png"]) == Layout(["a", "b"], [])
+    assert read_layout(["a/1.png", "2.png"]) == Layout([UNLABELLED_CLASS], [])  # one subfolder is no classes
+    assert read_layout(["a/1.png", "a/2.png"]) == Layout([UNLABELLED_CLASS], [])
+    assert read_layout(["1.png", "2.png"]) == Layout([UNLABELLED_CLASS], [])
+    classes = [f"{c}/{i}.png" for c in "abc" for i in range(40)]
+    assert read_layout([*classes, "cover.jpg"]) == Layout(["a", "b", "c"], ["cover.jpg"])  # 1 of 121: left out
+    loose = [f"{i}.png" for i in range(14)]  # 14 of 134 (more than 10%): the subfolders are not classes
+    assert read_layout(classes + loose) == Layout([UNLABELLED_CLASS], [])
 
 
 def test_manifest_is_byte_identical_for_an_unchanged_folder_and_changes_with_an_image(photos, tmp_path):
@@ -193,3 +198,41 @@ def test_encoding_condition_on_an_unlabelled_folder_is_refused_with_the_reason(t
     with pytest.raises(ConfigError, match="has no class labels .* the encoder learns by classifying"):
         train_encoder(params, prepared, tmp_path / "encoder.pt", tmp_path / "metrics.json")
     assert not (tmp_path / "encoder.pt").exists()
+
+
+def test_meta_json_states_the_layout_and_the_loose_image_left_out(photos, tmp_path):
+    """Issue 37 item 2: the decision taken from the layout is in meta.json, with the file that decided it."""
+    import shutil
+
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    shutil.copyfile(photos / "bags" / "bag_1.jpg", folder / "cover.jpg")
+    write_manifest(tmp_path / "raw", scan_folder(folder))
+    meta = prepare_folder(tmp_path / "raw", tmp_path / "prepared", folder, 32, 3, 0.3, None, 1)
+    assert meta["classes"] == ["bags", "shirts", "shoes"] and meta["labelled"]
+    assert meta["layout"] == {
+        "labelled": True, "classes": 3, "loose_images": 1, "loose_examples": ["cover.jpg"],
+        "why": "labelled: 3 class folders (first-level subfolders holding images); 1 image(s) beside them, in no "
+               "class, left out: cover.jpg"}
+    assert meta["files"]["per_class"]["(outside the class folders)"]["ignored"] == 2  # cover.jpg and .hidden/
+
+
+def test_prepared_arrays_follow_content_not_names(photos, tmp_path):
+    """Issue 37 item 3: renaming a photo or moving it within its class changes no prepared byte."""
+    import hashlib
+    import shutil
+
+    def prepared_of(folder, name):
+        write_manifest(tmp_path / f"raw-{name}", scan_folder(folder))
+        out = tmp_path / f"prepared-{name}"
+        prepare_folder(tmp_path / f"raw-{name}", out, folder, 32, 3, 0.3, None, 1)
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())}
+
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    before = prepared_of(folder, "before")
+    (folder / "bags" / "bag_4.png").rename(folder / "bags" / "zz_renamed.png")
+    (folder / "shoes" / "deeper").mkdir()
+    (folder / "shoes" / "shoe_5.jpg").rename(folder / "shoes" / "deeper" / "a_moved.jpg")
+    (folder / "shirts" / "shirt_2.png").rename(folder / "shirts" / "0_first.png")
+    assert prepared_of(folder, "after") == before

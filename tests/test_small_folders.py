@@ -89,3 +89,19 @@ def test_the_download_stage_refuses_a_folder_too_small_to_score_before_anything_
     assert f"error: data.folder={photos} cannot be trained on and scored with these params" in result.stderr
     assert "the evaluation needs at least 100 real images and there are 60" in result.stderr
     assert not (repo / "data/raw/manifest.json").exists()
+
+
+def test_a_label_model_on_one_class_folder_is_refused_by_download_as_check_folder_refuses_it(tmp_path, venv_env):
+    """Issue 37 item 5: what check-folder knows at once (no classes for a label model) the first stage refuses."""
+    photos = make_small_photo_folder(tmp_path / "photos", per_class=60)
+    for path in sorted(photos.glob("*/*.png")):
+        if path.parent.name != "bags":
+            path.rename(photos / "bags" / f"{path.parent.name}_{path.name}")  # one class folder: no labels
+    repo = copy_pipeline(tmp_path / "repo")
+    write_params(repo, {"data.source": "folder", "data.folder": str(photos), "model.condition": "label"})
+    result = dvc(repo, "repro", env=venv_env, check=False)
+    assert result.returncode != 0
+    assert "Running stage 'download'" in result.stdout and "Running stage 'preprocess'" not in result.stdout
+    assert "model.condition=label needs classes, but the folder has none" in result.stderr
+    checked = run([sys.executable, "-m", "fashiongen", "check-folder", str(photos)], repo, check=False, env=venv_env)
+    assert checked.returncode == 2 and "problem: model.condition=label needs classes, but the folder has none" in checked.stdout

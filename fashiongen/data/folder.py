@@ -12,14 +12,20 @@ really changed. The folder's own location is not in the manifest: moving it
 retrains nothing. The manifest's format and in-memory columns are
 :mod:`fashiongen.data.manifest`'s; nothing here keeps a Python object per image.
 
-Classes are the first-level subfolders when every image sits in one and there
-are at least two of them (``shirts/a.jpg``, ``shoes/2024/b.png``), in natural
-order (``2`` before ``10``); otherwise the folder is unlabelled and
-``condition: label`` is unavailable.
+Classes are the first-level subfolders when at least two of them hold images
+(``shirts/a.jpg``, ``shoes/2024/b.png``), in natural order (``2`` before
+``10``). A few images at the top level beside the class folders (a
+``cover.jpg``; at most :data:`LOOSE_SHARE` of the images) belong to no class:
+they are left out and named (in the manifest's ``ignored``, in ``meta.json``'s
+``layout``, in the log and in ``check-folder``), so one stray file never turns
+a labelled folder into an unlabelled one. With more loose images than that,
+or fewer than two subfolders, the folder is unlabelled and ``condition: label``
+is unavailable; :func:`describe_layout` says which files decided it.
 
 ``preprocess`` holds out ``data.test_fraction`` of the images by their content
 hash (so duplicates land in the same split and adding images never moves old
-ones between splits), decodes them in worker processes and writes each split
+ones between splits), orders each split by content (so a renamed or moved
+photo changes no prepared byte and nothing after ``preprocess`` reruns), decodes them in worker processes and writes each split
 to a ``.npy`` file row by row: memory stays flat however large the folder.
 An unreadable image is skipped, counted and named in ``meta.json``, whose
 ``files`` section accounts for every file (used / skipped / not images /
@@ -56,7 +62,7 @@ from fashiongen.data.manifest import (  # noqa: F401 - the manifest's names, re-
     read_manifest,
     write_manifest,
 )
-from fashiongen.data.folder_scan import FolderListing, Problem, display_path, natural_key, walk_folder
+from fashiongen.data.folder_scan import FolderListing, Problem, display_path, natural_key, unreadable, walk_folder
 from fashiongen.data.image_files import DEFAULT_BACKGROUND, UnreadableImage, read_image, unreadable_reason
 from fashiongen.data.npy_writer import NpyRowWriter
 from fashiongen.errors import DataError
@@ -90,21 +96,73 @@ def list_images(root: Path) -> list[str]:
     return list_folder(root).candidates
 
 
-def class_names(paths: list[str]) -> list[str]:
-    """The first-level subfolders (natural order) when every image is inside one and there are ≥ 2; else ``[image]``."""
+LOOSE_SHARE = 0.1  # images beside class folders, as a share of all images, up to which they are left out
+LOOSE_REASON = "an image beside the class folders, in no class: left out (move it into a class folder to use it)"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a folder's layout decides: its classes (``[image]`` when unlabelled) and the loose images left out."""
+
+    classes: list[str]
+    loose: list[str]
+
+
+def read_layout(paths: list[str]) -> Layout:
+    """The classes of the images at ``paths`` (relative, POSIX) and the top-level images left out of them.
+
+    Labelled when at least two first-level subfolders hold images and the
+    images beside them are at most :data:`LOOSE_SHARE` of all; otherwise
+    unlabelled (``[image]``), every image used. Raises :class:`DataError` for
+    class folders whose names differ only in their Unicode form.
+    """
     tops = {p.split("/", 1)[0] for p in paths if "/" in p}
-    if len(tops) >= 2 and all("/" in p for p in paths):
-        spellings = collections.defaultdict(list)
-        for name in tops:
-            spellings[unicodedata.normalize("NFC", name)].append(name)
-        clash = next((sorted(names) for names in spellings.values() if len(names) > 1), None)
-        if clash:
-            raise DataError(
-                f"class folders {' and '.join(ascii(n) for n in clash)} are one name in two Unicode forms "
-                "(NFC and NFD), so `--label` could not tell them apart; merge or rename one."
-            )
-        return sorted(tops, key=natural_key)
-    return [UNLABELLED_CLASS]
+    loose = [p for p in paths if "/" not in p]
+    if len(tops) < 2 or len(loose) > LOOSE_SHARE * len(paths):
+        return Layout([UNLABELLED_CLASS], [])
+    return Layout(class_names(tops), loose)
+
+
+def class_names(tops: set[str]) -> list[str]:
+    """The class folders ``tops`` in natural order; a :class:`DataError` for two Unicode forms of one name."""
+    spellings = collections.defaultdict(list)
+    for name in tops:
+        spellings[unicodedata.normalize("NFC", name)].append(name)
+    clash = next((sorted(names) for names in spellings.values() if len(names) > 1), None)
+    if clash:
+        raise DataError(
+            f"class folders {' and '.join(ascii(n) for n in clash)} are one name in two Unicode forms "
+            "(NFC and NFD), so `--label` could not tell them apart; merge or rename one."
+        )
+    return sorted(tops, key=natural_key)
+
+
+def describe_layout(manifest: Manifest) -> dict:
+    """Why ``manifest``'s folder is labelled or not, with the files that decided it (for meta.json, the log, check-folder)."""
+    loose = [p.path for p in manifest.ignored if p.reason == LOOSE_REASON]
+    paths = manifest.paths
+    tops = sorted({p.split("/", 1)[0] for p in paths if "/" in p}, key=natural_key)
+    top_level = [p for p in paths if "/" not in p]
+    if manifest.labelled:
+        why = f"labelled: {len(manifest.classes)} class folders (first-level subfolders holding images)"
+        if loose:
+            why += (f"; {len(loose)} image(s) beside them, in no class, left out: "
+                    f"{_examples(loose)}")
+    elif len(tops) >= 2:
+        why = (f"unlabelled: {len(top_level)} of {len(paths)} images sit at the top level beside {len(tops)} subfolders "
+               f"(more than {LOOSE_SHARE:.0%}: {_examples(top_level)}), so the subfolders are not read as classes; "
+               "move those images into class folders for labels")
+    elif tops:
+        why = (f"unlabelled: only one subfolder holds images ({display_path(tops[0])}/); "
+               "labels need two or more class folders")
+    else:
+        why = "unlabelled: no subfolders; put the images in one subfolder per class for labels"
+    return {"labelled": manifest.labelled, "classes": len(manifest.classes), "why": why,
+            "loose_images": len(loose), "loose_examples": loose[:EXAMPLES]}
+
+
+def _examples(paths: list[str], n: int = 3) -> str:
+    return ", ".join(display_path(p) for p in paths[:n]) + (", ..." if len(paths) > n else "")
 
 
 def file_sha256(path: Path | str) -> tuple[int, bytes]:
@@ -136,12 +194,17 @@ def scan_folder(root: Path, threads: int = 8) -> Manifest:
         else:
             sizes[i], digests[i] = result[0], np.frombuffer(result[1], dtype=np.uint8)
     paths = listing.candidates if readable.all() else list(itertools.compress(listing.candidates, readable))
-    classes = class_names(paths)
-    index = {name: i for i, name in enumerate(classes)}
+    sizes, digests = sizes[readable], digests[readable]
+    layout = read_layout(paths)
+    ignored = listing.ignored
+    if layout.loose:
+        kept = np.array(["/" in path for path in paths], dtype=bool)
+        paths, sizes, digests = list(itertools.compress(paths, kept)), sizes[kept], digests[kept]
+        ignored = sorted(ignored + [Problem(path, LOOSE_REASON) for path in layout.loose], key=lambda p: p.path)
+    index = {name: i for i, name in enumerate(layout.classes)}
     labels = np.fromiter((index.get(path.split("/", 1)[0], 0) for path in paths), dtype=np.int64, count=len(paths))
     skipped = sorted(listing.skipped + problems, key=lambda p: p.path)
-    return Manifest(classes, paths, sizes[readable], digests[readable], labels, skipped, listing.not_images,
-                    listing.ignored)
+    return Manifest(layout.classes, paths, sizes, digests, labels, skipped, listing.not_images, ignored)
 
 
 def _hash_files(root: Path, paths: list[str], threads: int, window: int = 256) -> Iterator[tuple[int, bytes] | str]:
@@ -161,7 +224,7 @@ def _try_sha256(path: Path | str) -> tuple[int, bytes] | str:
     try:
         return file_sha256(path)
     except OSError as exc:
-        return f"cannot be read ({exc.strerror or type(exc).__name__})"
+        return unreadable(exc.strerror or type(exc).__name__)
 
 
 def is_test(entry: Entry, test_fraction: float) -> bool:
@@ -258,11 +321,23 @@ LEFT_OUT, USED, DECODE_SKIPPED = 0, 1, 2  # what became of a manifest's image in
 
 
 def split_indices(manifest: Manifest, split: str, test_fraction: float, subset: int | None, select=None) -> np.ndarray:
-    """int64 indices into ``manifest`` of one split's images (held out by content hash), cut to ``subset`` by ``select``."""
+    """int64 indices into ``manifest`` of one split's images (held out by content hash), cut to ``subset`` by ``select``.
+
+    In content order (:func:`content_order`), so the prepared arrays, and all
+    that is trained on them, do not change when a photo is renamed or moved
+    within its class.
+    """
     indices = np.flatnonzero(manifest.held_out(test_fraction) == (split == "test"))
+    indices = indices[content_order(manifest.digests[indices], manifest.labels[indices])]
     if subset is not None and select is not None and subset < len(indices):
         indices = indices[select(manifest.labels[indices], subset, len(manifest.classes))]
     return indices
+
+
+def content_order(digests: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Positions that sort images by their SHA-256 (uint8 N×32), then their class (int64 N): names play no part."""
+    words = np.ascontiguousarray(digests).view(">u8").reshape(len(digests), DIGEST_BYTES // 8)
+    return np.lexsort((labels, *(words[:, k] for k in reversed(range(words.shape[1])))))  # the last key sorts first
 
 
 @dataclass
@@ -308,6 +383,7 @@ def prepare_folder(
             "classes": manifest.classes,
             "num_classes": len(manifest.classes),
             "labelled": manifest.labelled,
+            "layout": describe_layout(manifest),
             "channels": channels,
             "image_size": image_size,
             "alpha_background": list(background),
@@ -322,6 +398,7 @@ def prepare_folder(
         write_json(staging / "meta.json", meta)
         if check is not None:
             check(staging)  # refuses before the swap: the previous output stays
+    log.info("classes: %s", meta["layout"]["why"])
     log_account(files, skipped, out_dir)
     return meta
 
@@ -407,5 +484,5 @@ def log_account(files: dict, skipped: list[dict], out_dir: Path) -> None:
                     ", ".join(display_path(p) for p in files["not_image_examples"][:5]),
                     ", ..." if files["not_images"] > 5 else "")
     if files["ignored"]:
-        log.info("ignored %d operating-system or hidden entries: %s", files["ignored"],
+        log.info("ignored %d entries (leftovers, hidden, loose images): %s", files["ignored"],
                  ", ".join(f"{n} {reason}" for reason, n in files["ignored_reasons"].items()))

@@ -27,12 +27,13 @@ from fashiongen.data.folder import (
     Manifest,
     account_for_files,
     decode_all,
+    describe_layout,
     decode_jobs,
     default_workers,
     scan_folder,
 )
-from fashiongen.data.folder_scan import DANGLING_LINK, display_path
-from fashiongen.data.requirements import manifest_problems
+from fashiongen.data.folder_scan import display_path
+from fashiongen.data.requirements import condition_on_data, manifest_problems
 from fashiongen.progress import progress_bar
 
 MIN_CLASS_IMAGES = 20  # below this a class is too small to learn or to score
@@ -58,6 +59,7 @@ class FolderReport:
     files: dict
     warnings: list[str]
     problems: list[str]
+    condition: str  # what model.condition trains on this folder, and why
 
     @property
     def would_train(self) -> bool:
@@ -94,14 +96,14 @@ def check_folder(root: Path, params: Params) -> FolderReport:
         fate[i] = USED
     skipped.sort(key=lambda s: s["path"])
     files = account_for_files(manifest, skipped, fate)
-    warnings, problems = findings(manifest, classes, params)
-    problems += manifest_problems(manifest, params, readable=fate == USED)  # the pipeline's own refusals (requirements.py)
-    return FolderReport(manifest, classes, skipped, files, warnings, problems)
+    problems = manifest_problems(manifest, params, readable=fate == USED)  # the pipeline's own refusals (requirements.py)
+    condition, _ = condition_on_data(params.model.condition, manifest.labelled)
+    return FolderReport(manifest, classes, skipped, files, folder_warnings(manifest, classes, params), problems, condition)
 
 
-def findings(manifest: Manifest, classes: dict[str, ClassReport], params: Params) -> tuple[list[str], list[str]]:
-    """(warnings, problems) about a scanned and decoded folder."""
-    warnings, problems = [], []
+def folder_warnings(manifest: Manifest, classes: dict[str, ClassReport], params: Params) -> list[str]:
+    """What may disappoint about a scanned and decoded folder, without stopping the pipeline."""
+    warnings = []
     for name, report in classes.items():
         if report.images < MIN_CLASS_IMAGES:
             warnings.append(f"class {display_path(name)} has {report.images} readable image(s), fewer than "
@@ -115,23 +117,7 @@ def findings(manifest: Manifest, classes: dict[str, ClassReport], params: Params
         warnings.append(f"the test split holds {test} images (data.test_fraction={params.data.test_fraction}), "
                         f"fewer than evaluate.num_samples={num_samples}: evaluate scores against the full set "
                         "(README: What the metrics mean), where a generator that copies its training images scores well.")
-    from fashiongen.gan.conditions import kind_for  # the registry knows which conditions need classes
-
-    if kind_for(params.model.condition, manifest.labelled).needs_labels and not manifest.labelled:
-        problems.append(f"model.condition={params.model.condition} needs classes, but the folder has none "
-                        "(put the images in two or more first-level subfolders, or set model.condition: auto or "
-                        "cluster, which need none).")
-    dangling = [p.path for p in manifest.skipped if p.reason == DANGLING_LINK]
-    if dangling:
-        problems.append(f"{len(dangling)} symbolic link(s) point nowhere ({', '.join(display_path(p) for p in dangling[:3])}"
-                        f"{', ...' if len(dangling) > 3 else ''}): DVC stops while hashing the folder; delete them "
-                        "(README: Troubleshooting).")
-    not_utf8 = [p for p in manifest_paths(manifest) if not _is_utf8(p)]
-    if not_utf8:
-        problems.append(f"{len(not_utf8)} name(s) are not valid UTF-8 ({', '.join(display_path(p) for p in not_utf8[:3])}"
-                        f"{', ...' if len(not_utf8) > 3 else ''}): DVC cannot hash the folder; rename them "
-                        "(README: Troubleshooting).")
-    return warnings, problems
+    return warnings
 
 
 def duplicates_across_classes(manifest: Manifest) -> list[list[str]]:
@@ -145,25 +131,13 @@ def duplicates_across_classes(manifest: Manifest) -> list[list[str]]:
             if len({int(manifest.labels[i]) for i in group}) > 1]
 
 
-def manifest_paths(manifest: Manifest) -> list[str]:
-    return sorted(manifest.paths + [p.path for p in manifest.skipped]
-                  + manifest.not_images + [p.path for p in manifest.ignored])
-
-
-def _is_utf8(path: str) -> bool:
-    try:
-        os.fsencode(path).decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
 def print_report(root: Path, report: FolderReport, echo: Callable[[str], None] = print) -> None:
     """The report as text: a table per class, every unused file with its reason, warnings, the verdict."""
     files, manifest = report.files, report.manifest
-    echo(f"{display_path(str(root))}: {len(manifest.classes)} class(es)"
-         f"{'' if manifest.labelled else ' (unlabelled: no class subfolders)'}; {files['used']} images used, "
+    echo(f"{display_path(str(root))}: {len(manifest.classes)} class(es); {files['used']} images used, "
          f"{files['skipped']} skipped, {files['not_images']} not images, {files['ignored']} ignored")
+    echo(f"classes: {describe_layout(manifest)['why']}")
+    echo(f"model.condition: {report.condition}")
     echo("")
     echo(f"{'class':<24} {'images':>6} {'train':>6} {'test':>5}  {'sizes (W×H)':<23} modes")
     for name, c in report.classes.items():
@@ -173,7 +147,7 @@ def print_report(root: Path, report: FolderReport, echo: Callable[[str], None] =
     sections = (
         ("skipped (not readable as images)", [(s["path"], s["reason"]) for s in report.skipped]),
         ("not images (not used)", [(p, "not an image by content or name") for p in manifest.not_images]),
-        ("ignored (operating-system or hidden)", [(p.path, p.reason) for p in manifest.ignored]),
+        ("ignored (leftovers, hidden entries, loose images)", [(p.path, p.reason) for p in manifest.ignored]),
     )
     for title, rows in sections:
         if rows:

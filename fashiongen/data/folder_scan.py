@@ -10,9 +10,11 @@ Shared by the ``download`` stage (``fashiongen.data.folder.scan_folder``) and
   WebP, GIF, BMP or TIFF file (whatever its name: ``IMG_1.JPG``, ``a.jpeg_``,
   no extension) or when its extension is an image one (it is then tried, and
   skipped with the reason if it does not decode);
-- what operating systems leave behind (``.DS_Store``, ``Thumbs.db``,
-  ``desktop.ini``, AppleDouble ``._*`` files, ``__MACOSX``, hidden files and
-  folders) is ignored;
+- what operating systems, notebooks, editors and downloaders leave behind
+  (``.DS_Store``, ``Thumbs.db``, ``desktop.ini``, AppleDouble ``._*`` files,
+  ``__MACOSX``, ``.ipynb_checkpoints``, ``name~``, ``#name#``, ``.swp``,
+  ``.bak``, ``.part``, hidden files and folders) is ignored, with the reason,
+  and counted;
 - everything else is counted as "not an image".
 
 Paths are relative to the folder, POSIX, in sorted order; names that are not
@@ -51,10 +53,28 @@ LITTER_FOLDERS = {
     "$recycle.bin": "Windows recycle bin",
     "system volume information": "Windows system folder",
     "@eadir": "Synology thumbnail folder (@eaDir)",
+    ".ipynb_checkpoints": "Jupyter notebook checkpoints (.ipynb_checkpoints)",
+    "__pycache__": "Python bytecode cache (__pycache__)",
+}
+# editors' and downloaders' leftovers, by the end of the name (a backup copy of a photo would be read twice)
+LEFTOVER_SUFFIXES = {
+    "~": "editor backup (name~)",
+    ".swp": "Vim swap file",
+    ".swo": "Vim swap file",
+    ".bak": "backup copy (.bak)",
+    ".orig": "merge or patch leftover (.orig)",
+    ".tmp": "temporary file (.tmp)",
+    ".part": "unfinished download (.part)",
+    ".crdownload": "unfinished download (.crdownload)",
 }
 
 
 DANGLING_LINK = "is a symbolic link to nothing (its target is missing)"
+UNREADABLE = "cannot be read"  # starts the reason of a file (or ends a folder's) that the OS refused to read
+
+
+def unreadable(reason: str) -> str:
+    return f"{UNREADABLE} ({reason})"
 
 
 @dataclass(frozen=True)
@@ -90,7 +110,7 @@ def sniff_format(head: bytes) -> str | None:
 
 
 def litter_reason(name: str, is_dir: bool) -> str | None:
-    """Why ``name`` is operating-system litter or hidden (ignored), or None for an ordinary entry."""
+    """Why ``name`` is a leftover (operating system, notebook, editor, download) or hidden: ignored; None otherwise."""
     lowered = name.lower()
     if is_dir:
         if lowered in LITTER_FOLDERS:
@@ -100,6 +120,11 @@ def litter_reason(name: str, is_dir: bool) -> str | None:
         return LITTER_FILES[lowered]
     if name.startswith("._"):
         return "macOS AppleDouble file (._*)"
+    if name.startswith(".~lock.") or (name.startswith("#") and name.endswith("#") and len(name) > 1):
+        return "editor lock or autosave file"
+    suffix = next((s for s in LEFTOVER_SUFFIXES if lowered.endswith(s)), None)
+    if suffix:
+        return LEFTOVER_SUFFIXES[suffix]
     return "hidden file" if name.startswith(".") else None
 
 
@@ -132,7 +157,7 @@ def _walk(directory: Path, prefix: str, ancestors: set, listing: FolderListing) 
     try:
         entries = os.scandir(directory)
     except OSError as exc:
-        listing.skipped.append(Problem(prefix.rstrip("/") or ".", f"folder cannot be read ({exc.strerror})"))
+        listing.skipped.append(Problem(prefix.rstrip("/") or ".", "folder " + unreadable(exc.strerror)))
         return
     with entries:
         for entry in entries:
@@ -167,7 +192,7 @@ def _classify_file(location: str, path: str, listing: FolderListing) -> None:
         with open(location, "rb") as handle:
             head = handle.read(16)
     except OSError as exc:
-        listing.skipped.append(Problem(path, f"cannot be read ({exc.strerror or type(exc).__name__})"))
+        listing.skipped.append(Problem(path, unreadable(exc.strerror or type(exc).__name__)))
         return
     if sniff_format(head) or Path(path).suffix.lower() in IMAGE_SUFFIXES:
         listing.candidates.append(path)

@@ -1,8 +1,8 @@
 """What a dataset needs for the whole pipeline to run on it, checked before any training.
 
-A photo folder that cannot work (too few images to score, a class the
-training split never shows, an evaluation param the folder is too small for)
-is refused by the ``download`` stage, from the folder's manifest, in seconds,
+A photo folder that cannot work (a condition that needs classes it lacks,
+an entry DVC cannot hash, too few images to score, a class the training split
+never shows, an evaluation param the folder is too small for) is refused by the ``download`` stage, from the folder's manifest, in seconds,
 with a fix that works, instead of failing in ``evaluate`` after every training
 stage has run. ``preprocess`` checks again on the images that really decoded
 (an unreadable file counts as absent) and under its own params
@@ -19,11 +19,12 @@ quota of a short class from the others).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
-from fashiongen.config import Params
+from fashiongen.config import Params, condition_needs_labels, trained_condition
 from fashiongen.errors import DataError
 from fashiongen.real_set import real_set_problems
 
@@ -64,8 +65,66 @@ def require_trainable(where: str, train_labels, n_test: int, classes, labelled: 
         raise DataError(f"{where} cannot be trained on and scored with these params:\n{lines}")
 
 
+def condition_on_data(condition: str, labelled: bool) -> tuple[str, str | None]:
+    """What ``model.condition`` trains on data with or without class labels, and why it cannot (None when it can)."""
+    trained = trained_condition(condition, labelled)
+    labels = "the data has class labels" if labelled else "the data has no class labels"
+    what = f"{condition} trains a {trained} model ({labels})" if trained != condition else f"{condition} ({labels})"
+    if condition_needs_labels(condition, labelled) and not labelled:
+        return what, (f"model.condition={condition} needs classes, but the folder has none (put the images in two or "
+                      "more first-level subfolders, or set model.condition: auto or cluster, which need none)")
+    return what, None
+
+
+def folder_problems(manifest, condition: str) -> list[str]:
+    """Why the pipeline cannot run on a folder, from its file list alone: refused by ``download`` in seconds.
+
+    The condition needs classes the folder lacks, or DVC cannot hash the
+    folder (it stops at an entry it cannot read, a symbolic link to nothing,
+    a name that is not UTF-8), which would fail ``dvc repro`` before any stage.
+    """
+    from fashiongen.data.folder_scan import DANGLING_LINK, UNREADABLE, display_path
+
+    problems = []
+    _, problem = condition_on_data(condition, manifest.labelled)
+    if problem:
+        problems.append(problem)
+
+    def listed(paths: list[str]) -> str:
+        return f"{', '.join(display_path(p) for p in paths[:3])}{', ...' if len(paths) > 3 else ''}"
+
+    unreadable = [p.path for p in manifest.skipped if UNREADABLE in p.reason]
+    if unreadable:
+        problems.append(f"{len(unreadable)} entr{'y' if len(unreadable) == 1 else 'ies'} cannot be read "
+                        f"({listed(unreadable)}): DVC stops while hashing the folder; give yourself read access "
+                        "(chmod u+r, and u+x for folders) or move them out (README: Troubleshooting)")
+    dangling = [p.path for p in manifest.skipped if p.reason == DANGLING_LINK]
+    if dangling:
+        problems.append(f"{len(dangling)} symbolic link(s) point nowhere ({listed(dangling)}): DVC stops while "
+                        "hashing the folder; delete them (README: Troubleshooting)")
+    not_utf8 = [p for p in all_paths(manifest) if not _is_utf8(p)]
+    if not_utf8:
+        problems.append(f"{len(not_utf8)} name(s) are not valid UTF-8 ({listed(not_utf8)}): DVC cannot hash the "
+                        "folder; rename them (README: Troubleshooting)")
+    return problems
+
+
+def all_paths(manifest) -> list[str]:
+    """Every entry the folder's scan met: images, skipped, not images and ignored."""
+    return sorted(manifest.paths + [p.path for p in manifest.skipped]
+                  + manifest.not_images + [p.path for p in manifest.ignored])
+
+
+def _is_utf8(path: str) -> bool:
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def manifest_problems(manifest, params: Params, readable: np.ndarray | None = None) -> list[str]:
-    """:func:`dataset_problems` of a folder's manifest, split and subset as ``preprocess`` does.
+    """:func:`folder_problems`, then :func:`dataset_problems` of the manifest split and subset as ``preprocess`` does.
 
     ``readable`` (bool, one per image of the manifest), when given, keeps only
     those images (``check-folder``: the ones that decoded).
@@ -81,7 +140,8 @@ def manifest_problems(manifest, params: Params, readable: np.ndarray | None = No
         if data.subset < len(train_labels):
             train_labels = train_labels[balanced_first_n(train_labels, data.subset, len(manifest.classes))]
         n_test = min(n_test, data.subset)
-    return dataset_problems(train_labels, n_test, list(manifest.classes), manifest.labelled, params)
+    return folder_problems(manifest, params.model.condition) + dataset_problems(
+        train_labels, n_test, list(manifest.classes), manifest.labelled, params)
 
 
 def require_trainable_manifest(manifest, params: Params) -> None:

@@ -13,7 +13,8 @@ StyleGAN2-ADA passes ``c`` with ``c_dim = 0`` to unconditional networks. A
 - how ``fashiongen generate --label/--like`` (and ``interpolate --to``) become a
   condition (:meth:`from_request`, :meth:`end_request`), and what an exported
   generator's condition input is (:meth:`example`, :meth:`describe`);
-- what it needs: class labels (``needs_labels``), the ResNet encoder (``uses_encoder``).
+- what it needs: class labels (``needs_labels``), the ResNet encoder (``uses_encoder``), as
+  :data:`fashiongen.config.CONDITIONS` says.
 
 Kinds:
 
@@ -47,6 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fashiongen.config import AUTO_CONDITION, CONDITIONS, trained_condition
 from fashiongen.errors import ConfigError, DataError
 from fashiongen.models.conditioning import CHOICE_BITS
 
@@ -63,10 +65,18 @@ class ConditionKind:
     """One choice of ``model.condition`` (see the module doc)."""
 
     name: ClassVar[str]
-    needs_labels: ClassVar[bool] = False  # the prepared data must have class labels
-    uses_encoder: ClassVar[bool] = False  # the train_encoder and encode stages do real work for it
     takes_code: ClassVar[bool] = True  # the networks take a code in training (embedding, projection, modulation)
     extra_noise: ClassVar[int] = 0  # noise columns the generator keeps for itself (not fed to the base network)
+
+    @property
+    def needs_labels(self) -> bool:
+        """The prepared data must have class labels (:data:`fashiongen.config.CONDITIONS` says)."""
+        return CONDITIONS[self.name].labels
+
+    @property
+    def uses_encoder(self) -> bool:
+        """The train_encoder and encode stages do real work for it (:data:`fashiongen.config.CONDITIONS` says)."""
+        return CONDITIONS[self.name].encoder
 
     @property
     def conditional(self) -> bool:
@@ -212,7 +222,6 @@ class NoCondition(SampledUnconditionally, ConditionKind):
 
 class LabelCondition(ConditionKind):
     name = "label"
-    needs_labels = True
 
     def width(self, embed_dim: int, encoding_dim: int) -> int:
         return embed_dim
@@ -253,8 +262,6 @@ class LabelCondition(ConditionKind):
 
 class EncodingCondition(ConditionKind):
     name = "encoding"
-    needs_labels = True  # the encoder learns by classifying
-    uses_encoder = True
 
     def width(self, embed_dim: int, encoding_dim: int) -> int:
         return encoding_dim
@@ -295,7 +302,6 @@ class ClusterCondition(SampledUnconditionally, LabelCondition):
     """Pixel k-means clusters as labels in training; an unconditional generator afterwards (see the module doc)."""
 
     name = "cluster"
-    needs_labels = False
     extra_noise = CHOICE_BITS  # the signs that pick a sampled cluster
 
     def num_codes(self, num_classes: int, clusters: int, images: int) -> int:
@@ -333,7 +339,7 @@ KINDS: dict[str, ConditionKind] = {
 }
 
 
-AUTO = "auto"  # model.condition: label on labelled data, cluster on unlabelled data (see the module doc)
+AUTO = AUTO_CONDITION  # model.condition: label on labelled data, cluster on unlabelled data (fashiongen.config)
 
 
 def condition_kind(name: str) -> ConditionKind:
@@ -347,18 +353,9 @@ def condition_kind(name: str) -> ConditionKind:
 def kind_for(name: str, labelled: bool) -> ConditionKind:
     """The kind ``model.condition: name`` trains on data with (``labelled``) or without class labels.
 
-    ``auto`` is ``label`` where the data has class labels and ``cluster`` where it has none
-    (label models scored FID 11-12 against 15-17 for clusters on Fashion-MNIST: docs/experiments.md);
-    any other name is its own kind, whatever the data. A :class:`ConfigError` for an unknown name.
+    What the name means is :func:`fashiongen.config.trained_condition`'s; a :class:`ConfigError` for an unknown name.
     """
-    if name == AUTO:
-        return KINDS["label" if labelled else "cluster"]
-    return condition_kind(name)
-
-
-def uses_encoder(name: str) -> bool:
-    """Whether ``model.condition: name`` trains on ResNet encodings, whatever the data (``auto`` never does)."""
-    return any(kind_for(name, labelled).uses_encoder for labelled in (True, False))
+    return condition_kind(trained_condition(name, labelled))
 
 
 def encoder_of(kind: ConditionKind, encodings_dir: Path) -> str | None:

@@ -26,6 +26,7 @@ continues correctly but not bit-identically.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -42,6 +43,7 @@ from fashiongen.device import autocast_dtype
 from fashiongen.errors import ConfigError, TrainingDiverged
 from fashiongen.gan.artifact import GeneratorSpec, build_generator, cpu_state, save_generator_state
 from fashiongen.gan.augment import make_augment
+from fashiongen import runtime
 from fashiongen.gan import distributed
 from fashiongen.gan.checkpoints import CheckpointStore, shape_differences
 from fashiongen.gan.conditions import Conditions, check_data_fits, encoder_of, kind_for, load_conditions
@@ -50,6 +52,7 @@ from fashiongen.gan.ema import GeneratorEMA, recompute_batchnorm
 from fashiongen.gan.live import open_live
 from fashiongen.gan.monitor import FidMonitor
 from fashiongen.gan.outputs import TrainPaths, publish_logs
+from fashiongen.gan.run_lock import one_training
 from fashiongen.gan.run_identity import identity_digest, params_identity, run_identity
 from fashiongen.gan.run_state import TrainingRun, resume_plan
 from fashiongen.gan.losses import make_loss
@@ -146,7 +149,8 @@ def train_gan(params: Params, paths: TrainPaths) -> dict:
     cfg = params.train
     ranks, device = distributed.start(cfg.device, cfg.batch_size)
     try:
-        return _train_gan(params, paths, ranks, device)
+        with one_training(paths.checkpoints) if ranks.is_main else contextlib.nullcontext():  # rank 0 for all
+            return _train_gan(params, paths, ranks, device)
     finally:
         distributed.stop(ranks)
 
@@ -162,6 +166,8 @@ def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.de
     if steps_per_epoch == 0:
         raise ConfigError(f"train.batch_size={cfg.batch_size} exceeds the {len(train_images)} training images; lower it.")
     kind = kind_for(params.model.condition, data.labelled)
+    layout = data.meta.get("layout", {}).get("why") or ("labelled" if data.labelled else "unlabelled")
+    log.info("model.condition %s trains a %s model; %s: %s", params.model.condition, kind.name, paths.prepared, layout)
     # auto becomes the kind it trains, which the checkpoints' identity and the generator file record
     params = params.model_copy(update={"model": params.model.model_copy(update={"condition": kind.name})})
     check_data_fits(kind, data, paths.prepared)
@@ -259,12 +265,34 @@ def train_epochs(run: TrainingRun, paths: TrainPaths, images, conditions: Condit
             log_stats(live, run.last, epoch=epoch)
             run.live_step, run.live_summary = live.step, dict(live.summary)
             bar.set_postfix({k: f"{run.last[k]:.3f}" for k in STAT_NAMES})
+            checkpoint = lambda: {"identity": identity, "global_step": epoch * steps_per_epoch, **run.state_dict()}  # noqa: E731
             if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
-                store.save({"identity": identity, "global_step": epoch * steps_per_epoch, **run.state_dict()})
+                store.save(checkpoint())
+            if epoch < cfg.epochs and cfg.resume:
+                restart_if_the_load_changed(store, checkpoint, epoch, saved=epoch % cfg.checkpoint_every == 0)
     finally:
         bar.close()
         if live is not None:
             live.end()
+
+
+def restart_if_the_load_changed(store: CheckpointStore, checkpoint, epoch: int, saved: bool) -> None:
+    """Restart this stage process with the other OpenMP wait policy when the machine's load asks for it.
+
+    The machine turned from idle to shared or back for long enough
+    (:func:`fashiongen.runtime.restart_wanted`): the epoch's checkpoint is
+    saved (if it was not), and the process replaces itself with the same
+    command, which resumes from it bit-identically (same thread count, same
+    state); ``checkpoint`` makes the checkpoint's dict. Returns where no restart is wanted.
+    """
+    load = runtime.restart_wanted()
+    if load is None:
+        return
+    if not saved:
+        store.save(checkpoint())
+    log.info("the machine's load changed (%s): restarting from the checkpoint of epoch %d with the other OpenMP "
+             "wait policy (the run resumes on the same weights)", load.describe(), epoch)
+    runtime.restart_with_other_policy()
 
 
 def publish(run: TrainingRun, paths: TrainPaths, store: CheckpointStore, identity: dict, spec: GeneratorSpec,
