@@ -239,12 +239,12 @@ class LoadWatch:
     last: CpuSample | None = None
     recent: deque = field(default_factory=lambda: deque(maxlen=SWITCH_AFTER_WINDOWS))
 
-    def poll(self, sample: CpuSample | None = None) -> None:
+    def poll(self) -> None:
         """Close a window when ``WINDOW_S`` has passed since the last (cheap otherwise)."""
         now = time.monotonic()
         if self.last is not None and now - self.last.wall < WINDOW_S:
             return
-        sample = sample or cpu_sample()
+        sample = cpu_sample()
         if sample is None:
             return
         if self.last is not None:

@@ -27,10 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-
-from fashiongen.errors import FashionGenError
+from fashiongen.config import read_yaml
+from fashiongen.errors import ConfigError, FashionGenError
 
 _INTERPOLATION = re.compile(r"\$\{\s*([\w.-]+)\s*\}")
 _MISSING = "(absent)"
@@ -54,8 +52,8 @@ class StageInputs:
     def of(cls, stage: str, dvc_yaml: Path = Path("dvc.yaml"), params_file: Path = Path("params.yaml")) -> "StageInputs | None":
         """The inputs dvc.yaml lists for ``stage``; None where there is no such file or stage (a stage run by hand)."""
         try:
-            stages = (_load_yaml(dvc_yaml) or {}).get("stages", {})
-        except (OSError, YAMLError, AttributeError):
+            stages = (read_yaml(dvc_yaml) or {}).get("stages", {})
+        except (ConfigError, AttributeError):
             return None
         spec = stages.get(stage) if isinstance(stages, dict) else None
         if not isinstance(spec, dict):
@@ -109,14 +107,10 @@ class InputGuard:
             )
 
 
-def _load_yaml(path: Path) -> Any:
-    return YAML(typ="safe", pure=True).load(path.read_text())
-
-
 def _read_params(path: Path) -> dict:
     try:
-        return _load_yaml(path) or {}
-    except (OSError, YAMLError):
+        return read_yaml(path) or {}
+    except ConfigError:
         return {}
 
 

@@ -13,7 +13,6 @@ stages read the one and skip the other).
 from __future__ import annotations
 
 import collections
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable

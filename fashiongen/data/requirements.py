@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from fashiongen.config import Params, condition_needs_labels, trained_condition
+from fashiongen.data.folder_scan import DANGLING_LINK, UNREADABLE, display_path
 from fashiongen.errors import DataError
 from fashiongen.real_set import real_set_problems
 
@@ -83,8 +84,6 @@ def folder_problems(manifest, condition: str) -> list[str]:
     folder (it stops at an entry it cannot read, a symbolic link to nothing,
     a name that is not UTF-8), which would fail ``dvc repro`` before any stage.
     """
-    from fashiongen.data.folder_scan import DANGLING_LINK, UNREADABLE, display_path
-
     problems = []
     _, problem = condition_on_data(condition, manifest.labelled)
     if problem:
