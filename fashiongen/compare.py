@@ -27,9 +27,9 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from fashiongen.config import read_yaml
 from fashiongen.errors import FashionGenError
 from fashiongen.metrics.table import BY_KEY, DIRECTIONS, normalise_keys
-
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,6 @@ def load_tolerances(path: Path | str | None) -> dict[str, Tolerance]:
     """
     if path is None:
         return {name: Tolerance(better) for name, better in DIRECTIONS.items()}
-    from fashiongen.config import read_yaml
 
     path = Path(path)
     if not path.is_file():

@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Callable, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -150,24 +150,38 @@ class EncoderConfig(_Section):
 
 
 # --- What a condition name means (model.condition) ---------------------------------------------
-# The one owner of what each choice needs and of what ``auto`` becomes, used by the train stage, the
-# encoder stages, the download stage's checks and check-folder; fashiongen.gan.conditions owns the
-# values a condition takes in training and sampling.
+# The one owner of what each choice is, needs and what ``auto`` becomes. Every layer reads its part from
+# here instead of comparing names: the download stage's checks and check-folder (labels), the encoder
+# stages (encoder), fashiongen.models.conditioning (how the networks take the code), fashiongen.gan.conditions
+# (the values in training), fashiongen.generation and fashiongen.export (what a caller may ask for).
 
 
 @dataclass(frozen=True)
-class ConditionNeeds:
-    """What a condition needs of the data and the pipeline."""
+class ConditionTraits:
+    """What one choice of ``model.condition`` is and needs."""
 
     labels: bool  # the prepared data must have class labels
-    encoder: bool  # the train_encoder and encode stages do real work for it
+    encoder: bool  # the code is a ResNet encoding of a real image: the train_encoder and encode stages work for it
+    class_code: bool  # the code is a class (or cluster) index, embedded in model.embed_dim columns
+    self_drawn: bool = False  # sampling draws the code from the noise itself: a caller asks for nothing
+
+    @property
+    def takes_code(self) -> bool:
+        """The networks take a code in training (an embedded class, or an encoding)."""
+        return self.class_code or self.encoder
+
+    @property
+    def asked_for(self) -> bool:
+        """Samples follow a condition the caller gives (``--label``, ``--like``, an exported ``cond`` input)."""
+        return self.takes_code and not self.self_drawn
 
 
-CONDITIONS: dict[str, ConditionNeeds] = {
-    "none": ConditionNeeds(labels=False, encoder=False),
-    "label": ConditionNeeds(labels=True, encoder=False),
-    "encoding": ConditionNeeds(labels=True, encoder=True),  # the encoder learns by classifying
-    "cluster": ConditionNeeds(labels=False, encoder=False),  # pixel k-means clusters stand in for labels
+CONDITIONS: dict[str, ConditionTraits] = {
+    "none": ConditionTraits(labels=False, encoder=False, class_code=False),
+    "label": ConditionTraits(labels=True, encoder=False, class_code=True),
+    "encoding": ConditionTraits(labels=True, encoder=True, class_code=False),  # the encoder learns by classifying
+    # pixel k-means clusters stand in for labels in training; the generator draws its cluster when sampled
+    "cluster": ConditionTraits(labels=False, encoder=False, class_code=True, self_drawn=True),
 }
 AUTO_CONDITION = "auto"
 
@@ -184,6 +198,13 @@ def trained_condition(name: str, labelled: bool) -> str:
     if name not in CONDITIONS:
         raise ConfigError(f"unknown model.condition {name!r}; choose one of {', '.join(CONDITIONS)} or {AUTO_CONDITION}.")
     return name
+
+
+def condition_traits(name: str) -> ConditionTraits:
+    """The traits of a trained condition ``name`` (not ``auto``); a :class:`ConfigError` for another name."""
+    if name not in CONDITIONS:
+        raise ConfigError(f"unknown condition {name!r}; known: {', '.join(CONDITIONS)}.")
+    return CONDITIONS[name]
 
 
 def condition_needs_labels(name: str, labelled: bool) -> bool:
@@ -326,7 +347,8 @@ class TrainConfig(_Section):
     checkpoint_every: int = Field(1, ge=1, description="Epochs between checkpoints (and always the last).")
     keep_checkpoints: int = Field(2, ge=1, le=1000, description="Newest checkpoints kept; older ones deleted.")
     resume: bool = Field(
-        True, description="Continue a run that was interrupted before its end (same code, params and data)."
+        True, description="Continue a run that was interrupted before its end, or publish again the finished run, "
+        "when the code, the params it uses and the data are the same; false: train afresh."
     )
     extend: bool = Field(
         False, description="Continue the finished run of the same code, params and data but fewer epochs up to "
@@ -428,6 +450,71 @@ class Params(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+
+# --- Which params a training run uses ----------------------------------------------------------
+# Some params matter only to some choices: model.clusters to cluster models, model.gp_weight to WGAN-GP,
+# the resnet knobs to arch resnet. A training run's identity and the params its generator file records
+# hold only the params it uses (fashiongen.gan.run_identity), so a change of one it does not use
+# publishes the finished run again in seconds instead of training the same weights again.
+
+
+@dataclass(frozen=True)
+class ParamUse:
+    """``name`` (dotted) changes a training run only where ``used(params, condition)`` holds.
+
+    ``condition`` is the condition trained (``auto`` resolved: :func:`trained_condition`);
+    ``when`` says where it is used, in words, for the log.
+    """
+
+    name: str
+    when: str
+    used: Callable[["Params", str], bool]
+
+
+def _regularised(params: "Params", condition: str) -> bool:
+    return params.model.r1_gamma > 0 or params.model.resolved_r2_gamma() > 0
+
+
+def _decaying(params: "Params", condition: str) -> bool:
+    return params.train.schedule != "constant"
+
+
+def _resnet(params: "Params", condition: str) -> bool:
+    return params.model.arch == "resnet"
+
+
+PARAM_USES: tuple[ParamUse, ...] = (
+    ParamUse("model.clusters", "model.condition cluster", lambda p, c: c == "cluster"),
+    ParamUse("model.embed_dim", "a label or cluster model", lambda p, c: CONDITIONS[c].class_code),
+    ParamUse("model.g_cond", "a conditional model", lambda p, c: CONDITIONS[c].takes_code),
+    ParamUse("model.gp_weight", "model.loss wgan-gp", lambda p, c: p.model.loss == "wgan-gp"),
+    ParamUse("model.reg_every", "R1 or R2 on (model.r1_gamma or r2_gamma > 0)", _regularised),
+    ParamUse("model.stage_widths", "model.arch resnet", _resnet),
+    ParamUse("model.resnet_block", "model.arch resnet", _resnet),
+    ParamUse("model.resnet_blocks", "model.arch resnet", _resnet),
+    ParamUse("model.resnet_group_width", "model.arch resnet with resnet_block grouped",
+             lambda p, c: _resnet(p, c) and p.model.resnet_block == "grouped"),
+    ParamUse("train.lr_end_ratio", "a decaying train.schedule (not constant)", _decaying),
+    ParamUse("train.gamma_end_ratio", "a decaying train.schedule with R1 or R2 on",
+             lambda p, c: _decaying(p, c) and _regularised(p, c)),
+    ParamUse("train.reg_chunk", "R1 or R2 on (model.r1_gamma or r2_gamma > 0)", _regularised),
+    ParamUse("train.ema_rampup", "train.ema_kimg > 0", lambda p, c: p.train.ema_kimg > 0),
+    ParamUse("train.eval_samples", "train.eval_every > 0", lambda p, c: p.train.eval_every > 0),
+)
+
+
+def unused_params(params: Params, labelled: bool | None = None) -> dict[str, str]:
+    """``{"model.clusters": "model.condition cluster", ...}``: the params of :data:`PARAM_USES` that a training run
+    of ``params`` does not use, each with where it would be used.
+
+    ``labelled`` (whether the data has class labels) resolves ``model.condition: auto``; a ValueError when the
+    condition is ``auto`` and ``labelled`` is None.
+    """
+    if params.model.condition == AUTO_CONDITION and labelled is None:
+        raise ValueError("model.condition auto: say whether the data is labelled to know which params it uses")
+    condition = trained_condition(params.model.condition, bool(labelled))
+    return {use.name: use.when for use in PARAM_USES if not use.used(params, condition)}
 
 
 def read_yaml(path: Path) -> Any:

@@ -1,4 +1,4 @@
-"""The train_encoder and encode stages, and reading their outputs.
+"""The train_encoder and encode stages, and encoding a user's photos with the trained encoder.
 
 Both stages do their work only when the configuration needs it: with
 ``model.condition`` other than ``encoding`` no generator uses an encoding, so
@@ -11,12 +11,12 @@ stages for real (they read that param).
 
 ``data/encodings/`` holds ``train_encodings.npy`` and ``test_encodings.npy``
 (float32, N×dim, row i = image i of the prepared split) and ``meta.json``:
-training and evaluation look encodings up by index and never run the ResNet.
+training and evaluation look encodings up by index (:mod:`fashiongen.data.encodings` reads them) and
+never run the ResNet.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +25,17 @@ import numpy as np
 import torch
 
 from fashiongen.atomic import atomic_directory, save_npy, write_json
+from fashiongen.classifier import FitSettings, fit_classifier
 from fashiongen.config import Params, uses_encoder
 from fashiongen.data.batches import Images, ImageSource, PreloadBudget, labelled_split
+from fashiongen.data.encodings import META_NAME, encodings_file
 from fashiongen.data.prepared import load_prepared
 from fashiongen.device import resolve_device
 from fashiongen.errors import CheckpointError, ConfigError, DataError
 from fashiongen.metrics.features import extract
 from fashiongen.model_files import ENCODER, read_model_file, save_model_file, state_dict_digest
 from fashiongen.models.encoder import IMAGENET_FILES, IMAGENET_URL, Encoder, normalise_encodings
+from fashiongen.seeding import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +70,6 @@ def load_imagenet_backbone(model: Encoder, arch: str) -> None:
 
 def train_encoder(params: Params, prepared_dir: Path, model_path: Path, metrics_path: Path) -> dict:
     """Fit the encoder (or write the placeholder when no generator will use it)."""
-    from fashiongen.classifier import FitSettings, fit_classifier
-    from fashiongen.seeding import seed_everything
-
     cfg = params.encoder
     if not uses_encoder(params.model.condition):
         save_model_file(model_path, ENCODER, {"trained": False, "reason": NOT_NEEDED})
@@ -128,38 +128,15 @@ def encode_dataset(params: Params, prepared_dir: Path, encoder_path: Path, out_d
     with atomic_directory(out_dir) as staging:
         if not uses_encoder(params.model.condition):
             meta = {"used": False}
-            write_json(staging / "meta.json", meta)
+            write_json(staging / META_NAME, meta)
             return meta
         device = resolve_device("auto")
         encoder = load_encoder(encoder_path, device)
         data = load_prepared(prepared_dir)
         for split in ("train", "test"):
             codes = encode_images(encoder, ImageSource(data.split(split).images), device=device)  # read per batch
-            save_npy(staging / f"{split}_encodings.npy", codes.numpy().astype(np.float32))
+            save_npy(encodings_file(staging, split), codes.numpy().astype(np.float32))
             log.info("%s: %d encodings of size %d", split, len(codes), codes.shape[1])
         meta = {"used": True, "dim": encoder.config["dim"], "encoder": encoder.id}
-        write_json(staging / "meta.json", meta)
+        write_json(staging / META_NAME, meta)
     return meta
-
-
-def encodings_meta(root: Path | str) -> dict:
-    """``data/encodings/meta.json``; a clear error when the encodings were not computed."""
-    root = Path(root)
-    try:
-        meta = json.loads((root / "meta.json").read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        raise DataError(f"{root}/meta.json is missing or damaged; run `dvc repro encode`.") from None
-    if not meta.get("used"):
-        raise DataError(f"{root} holds no encodings (model.condition was not 'encoding' when it was built); run `dvc repro`.")
-    return meta
-
-
-def load_encodings(root: Path | str, split: str, encoder_id: str | None = None) -> np.ndarray:
-    """The encodings of one split; with ``encoder_id``, an error when another encoder made them."""
-    meta = encodings_meta(root)
-    if encoder_id is not None and meta["encoder"] != encoder_id:
-        raise DataError(
-            f"{root} was made by {meta['encoder']}, but the generator was trained on encodings of {encoder_id}; "
-            "evaluate it in the experiment that trained it, or retrain with `dvc repro`."
-        )
-    return np.load(Path(root) / f"{split}_encodings.npy", mmap_mode="r")

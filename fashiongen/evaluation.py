@@ -35,6 +35,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fashiongen.analysis.inspection import (
+    Scored,
+    inspect_generator,  # memorisation, per class, truncation, walks
+)
 from fashiongen.atomic import staged_files, write_json
 from fashiongen.config import EvaluateConfig
 from fashiongen.data.batches import Images, ImageSource, Joined, Subset, bounded_batch
@@ -43,10 +47,11 @@ from fashiongen.device import resolve_device
 from fashiongen.gan.artifact import GeneratorSpec, load_generator
 from fashiongen.gan.conditions import condition_kind
 from fashiongen.gan.sampling import noise, sample_features
-from fashiongen.metrics.table import floors
 from fashiongen.images import save_grid
 from fashiongen.metrics.features import LoadedEvaluator, extract, load_evaluator
+from fashiongen.metrics.inception import InceptionFeatures, resolve_weights
 from fashiongen.metrics.scores import frechet_distance, inception_score, kernel_distance, precision_recall
+from fashiongen.metrics.table import floors
 from fashiongen.real_set import TEST, RealSet, plan_real_set
 
 log = logging.getLogger(__name__)
@@ -87,8 +92,6 @@ class FeatureSpace:
 
 def inception_space(cfg: EvaluateConfig, device) -> FeatureSpace:
     """The FID Inception-V3 (``evaluate.features: inception``); a clear error when its weights are missing."""
-    from fashiongen.metrics.inception import InceptionFeatures, resolve_weights
-
     inception = InceptionFeatures(resolve_weights(cfg.inception_weights), device)
     return FeatureSpace(inception.id, inception.recipe, lambda images: inception.extract(images, cfg.batch_size))
 
@@ -103,7 +106,6 @@ def evaluate(cfg: EvaluateConfig, paths: EvaluatePaths, device_name: str = "auto
     evaluator = load_evaluator(paths.evaluator, device)
     generator = load_generator(paths.generator, device)
     conditions = split_conditions(generator.spec, data, paths.encodings)
-    from fashiongen.analysis.inspection import inspect_generator  # memorisation, per class, truncation, walks
 
     # every file of the stage is written beside the old ones and moved in at the end: a failure changes none
     if paths.samples.parent != paths.metrics.parent:
@@ -261,8 +263,6 @@ def score_generator(
         metrics["diversity"] = diversity(module, z_dim, real.conditions, real.labels, cfg, real.images, features, device,
                                          batch)
     if inspect is not None:
-        from fashiongen.analysis.inspection import Scored
-
         known = (real.floor_index, floor_other) if real.floor_index is not None else (np.empty(0, dtype=np.int64), None)
         metrics.update(inspect(Scored(module, z, cond, source, real, (real_feats, real_logits),
                                       (fake_feats, fake_logits), in_evaluator, known, space.extract, features,

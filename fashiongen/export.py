@@ -20,16 +20,20 @@ by ``torch.jit.trace`` and loads with ``torch.jit.load`` without FashionGen.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
 
 from fashiongen.atomic import atomic_write, write_json
+from fashiongen.config import condition_traits
 from fashiongen.errors import FashionGenError
-from fashiongen.gan.artifact import LoadedGenerator
-from fashiongen.gan.conditions import condition_kind
+from fashiongen.gan.artifact import GeneratorSpec, LoadedGenerator
+from fashiongen.gan.sampling import noise
 
 FORMATS = ("onnx", "torchscript")
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -42,17 +46,42 @@ def description_path(out: Path) -> Path:
     return out.with_name(out.name + ".json")
 
 
+def takes_condition(spec: GeneratorSpec) -> bool:
+    """Whether the exported generator has a ``cond`` input (a condition the caller gives)."""
+    return condition_traits(spec.condition).asked_for
+
+
+def example_condition(spec: GeneratorSpec, batch: int, seed: int) -> torch.Tensor:
+    """``batch`` valid conditions for ``spec``'s generator (export traces it with them): int64 class indices
+    cycling through the classes, float32 standard-normal encodings, or ``batch`` × 0."""
+    traits = condition_traits(spec.condition)
+    if not traits.asked_for:
+        return torch.empty(batch, 0)
+    if traits.encoder:
+        return torch.randn(batch, spec.cond_dim, generator=torch.Generator().manual_seed(seed + 1))
+    return torch.arange(batch, dtype=torch.long) % spec.num_classes
+
+
+def condition_input(spec: GeneratorSpec) -> dict | None:
+    """The exported generator's ``cond`` input (name, dtype, shape, meaning); None when it takes none."""
+    traits = condition_traits(spec.condition)
+    if not traits.asked_for:
+        return None
+    if traits.encoder:
+        return {"name": "cond", "dtype": "float32", "shape": ["batch", spec.cond_dim],
+                "meaning": f"encoding of a real image by encoder {spec.encoder} (models/encoder.pt)"}
+    return {"name": "cond", "dtype": "int64", "shape": ["batch"], "meaning": "class index into 'classes'"}
+
+
 def example_inputs(loaded: LoadedGenerator, batch: int = EXAMPLE_BATCH, seed: int = 0) -> tuple[torch.Tensor, ...]:
     """Valid inputs of ``batch`` rows: (z,) or (z, cond), on the CPU."""
-    from fashiongen.gan.sampling import noise
-
-    spec, kind = loaded.spec, condition_kind(loaded.spec.condition)
+    spec = loaded.spec
     z = noise(batch, spec.z_dim, seed)
-    return (z, kind.example(spec, batch, seed)) if kind.conditional else (z,)
+    return (z, example_condition(spec, batch, seed)) if takes_condition(spec) else (z,)
 
 
 def input_names(loaded: LoadedGenerator) -> list[str]:
-    return ["z", "cond"] if condition_kind(loaded.spec.condition).conditional else ["z"]
+    return ["z", "cond"] if takes_condition(loaded.spec) else ["z"]
 
 
 def describe(loaded: LoadedGenerator, fmt: str) -> dict:
@@ -60,9 +89,9 @@ def describe(loaded: LoadedGenerator, fmt: str) -> dict:
     spec = loaded.spec
     inputs = [{"name": "z", "dtype": "float32", "shape": ["batch", spec.z_dim],
                "meaning": "noise, standard normal N(0, 1) per component"}]
-    condition_input = condition_kind(spec.condition).describe(spec)
-    if condition_input:
-        inputs.append(condition_input)
+    cond = condition_input(spec)
+    if cond:
+        inputs.append(cond)
     return {
         "format": fmt,
         "condition": spec.condition,
@@ -85,7 +114,7 @@ def export_generator(loaded: LoadedGenerator, fmt: str, out: Path) -> tuple[Path
     if fmt not in FORMATS:
         raise FashionGenError(f"--format {fmt!r} is not supported; use one of {', '.join(FORMATS)}.")
     module = loaded.module.to("cpu").eval()
-    if not condition_kind(loaded.spec.condition).conditional:
+    if not takes_condition(loaded.spec):
         module = NoiseOnly(module).eval()  # G(z, c) with an empty c: the exported file takes z alone
     example = example_inputs(loaded)
     if fmt == "onnx":
@@ -108,10 +137,6 @@ class NoiseOnly(torch.nn.Module):
 
 
 def _export_onnx(module: torch.nn.Module, example: tuple, names: list[str], out: Path) -> None:
-    import contextlib
-    import io
-    import warnings
-
     batch = torch.export.Dim("batch", min=1)
     dynamic = tuple({0: batch} for _ in names)  # by position: the forward's own argument names may differ
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -126,8 +151,6 @@ def _export_onnx(module: torch.nn.Module, example: tuple, names: list[str], out:
 
 
 def _export_torchscript(module: torch.nn.Module, example: tuple, out: Path) -> None:
-    import warnings
-
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)  # torch 2.14 deprecates TorchScript; it still works
         traced = torch.jit.trace(module, example)

@@ -1,9 +1,13 @@
-"""``fashiongen generate``: the conditions a user asks for, turned into generator input.
+"""``fashiongen generate`` and ``interpolate``: the conditions a user asks for, turned into generator input.
 
-- unconditional generators take noise only;
-- label generators take ``--label`` (an index or a class name such as
-  ``sneaker``); without it the samples cycle through the classes, one per row
-  of a grid;
+The one owner of what ``--label``, ``--like`` and ``--to`` mean for each kind of
+generator (its condition's traits: :data:`fashiongen.config.CONDITIONS`):
+
+- generators without a condition to give (``none``; ``cluster``, which draws its
+  own) take noise only, and refuse both options;
+- class-code generators (``label``) take ``--label`` (an index or a class name
+  such as ``sneaker``); without it the samples cycle through the classes, one
+  per row of a grid;
 - encoding generators take ``--like IMAGE``: the image is converted like the
   training data, encoded by the generator's own encoder, and every sample is a
   variation of it.
@@ -18,6 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fashiongen.config import condition_traits
+from fashiongen.data.image_files import DEFAULT_BACKGROUND, load_image, match_background
+from fashiongen.encoding import encode_images, load_encoder
 from fashiongen.errors import ConfigError, FashionGenError
 from fashiongen.gan.artifact import LoadedGenerator
 
@@ -70,16 +77,49 @@ def resolve_label(text: str, classes: list[str]) -> int:
 def generation_conditions(
     loaded: LoadedGenerator, n: int, label: str | None, like: Path | None, encoder_path: Path, device
 ) -> torch.Tensor:
-    """The condition of each of ``n`` samples (N×0 for an unconditional generator), from ``--label``/``--like``."""
-    from fashiongen.gan.conditions import condition_kind
+    """The condition of each of ``n`` samples, from ``--label``/``--like``: int64 (n,) class indices, float32
+    n × dim encodings, or n × 0 for a generator that takes none.
 
-    return condition_kind(loaded.spec.condition).from_request(loaded, n, label, like, encoder_path, device)
+    Raises :class:`ConfigError` for an option this generator cannot take, or an encoding generator without
+    ``--like``; :func:`resolve_label`'s errors for a ``--label`` that names no class.
+    """
+    condition = loaded.spec.condition
+    traits = condition_traits(condition)
+    if label is not None and not (traits.asked_for and traits.class_code):
+        _refuse("--label", "label", condition)
+    if like is not None and not traits.encoder:
+        _refuse("--like", "encoding", condition)
+    if not traits.asked_for:
+        return torch.empty(n, 0)
+    if traits.encoder:
+        if like is None:
+            raise ConfigError("this generator varies a real image (model.condition: encoding); pass --like IMAGE.")
+        return encode_user_image(loaded, like, encoder_path, device).expand(n, -1)
+    if label is None:
+        return torch.arange(n) % loaded.spec.num_classes  # cycle through the classes, one per grid row
+    return torch.full((n,), resolve_label(label, loaded.classes), dtype=torch.long)
+
+
+def walk_end(condition: str, to: str, start_given: bool) -> tuple[str | None, Path | None]:
+    """``fashiongen interpolate --to``: the (``--label``, ``--like``) request of a walk's far end.
+
+    Raises :class:`ConfigError` for a generator without a condition to give, or without a start (``start_given``).
+    """
+    traits = condition_traits(condition)
+    if not traits.asked_for or not start_given:
+        raise ConfigError(
+            "--to needs a conditional generator and a start: --label A --to B (model.condition: label) "
+            f"or --like a.jpg --to b.jpg (model.condition: encoding); this generator has {condition!r}."
+        )
+    return (None, Path(to)) if traits.encoder else (to, None)
+
+
+def _refuse(option: str, kind: str, condition: str) -> None:
+    raise ConfigError(f"{option} needs a generator trained with model.condition: {kind}; this one has {condition!r}.")
 
 
 def encode_user_image(loaded: LoadedGenerator, image_path: Path, encoder_path: Path, device) -> torch.Tensor:
     """The encoding (1×dim) of a user's image, converted like the generator's training images."""
-    from fashiongen.encoding import encode_images, load_encoder
-
     encoder = load_encoder(encoder_path, device)
     if encoder.id != loaded.spec.encoder:
         raise FashionGenError(
@@ -97,8 +137,6 @@ def user_image(loaded: LoadedGenerator, image_path: Path) -> np.ndarray:
     generators saved before that param existed); for Fashion-MNIST a bright
     background is then inverted to its dark one.
     """
-    from fashiongen.data.image_files import DEFAULT_BACKGROUND, load_image, match_background
-
     data = loaded.params.get("data", {})
     background = data.get("alpha_background") or DEFAULT_BACKGROUND
     image = load_image(image_path, loaded.spec.image_size, loaded.spec.channels, background)

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fashiongen.analysis.report_view import load_inspection, render_inspection
+from fashiongen.atomic import atomic_write
 from fashiongen.errors import FashionGenError
 from fashiongen.metrics.table import METRICS, normalise_keys
 
@@ -177,7 +179,6 @@ def load_run(repo: Path, exp: str | None) -> Run:
         png = files.read(f"{SAMPLES_DIR}/epoch_{epoch:04d}.png")
         if png is not None:
             run.grids.append((label, epoch, png))
-    from fashiongen.analysis.report_view import load_inspection
 
     run.inspection = load_inspection(files.read)
     run.missing = files.missing
@@ -261,8 +262,6 @@ def render(runs: list[Run]) -> str:
         if run.final_grid is not None:
             parts += ["<h3>Samples scored by the evaluate stage</h3>", _img(run.final_grid, "evaluated samples")]
         if run.inspection is not None:
-            from fashiongen.analysis.report_view import render_inspection
-
             parts += render_inspection(run.inspection, run.metrics, _img)
         parts += ["<details><summary>Params</summary>", _params_table(run.params), "</details>"]
     parts.append("</body></html>")
@@ -280,8 +279,6 @@ def write_report(repo: Path, experiments: list[str], out: Path) -> list[Run]:
         FashionGenError: an unknown experiment, no DVC repository, or no run with anything beyond params
             to show (then nothing is written, and an earlier page at ``out`` is kept).
     """
-    from fashiongen.atomic import atomic_write
-
     runs = [load_run(repo, name) for name in experiments] if experiments else [load_run(repo, None)]
     if not any(run.has_results for run in runs):
         raise FashionGenError(f"nothing to report: {' '.join(how_to_get(run) for run in runs)}")

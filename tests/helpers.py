@@ -138,6 +138,10 @@ def with_train(params, **changes):
     return params.model_copy(update={"train": params.train.model_copy(update=changes)})
 
 
+def with_model(params, **changes):
+    return params.model_copy(update={"model": params.model.model_copy(update=changes)})
+
+
 def generator_weights(path: Path) -> dict:
     from fashiongen.gan.artifact import load_generator
 
@@ -260,11 +264,10 @@ def make_generator(path: Path, condition: str = "none", z_dim: int = 16, cond_di
     import torch
 
     from fashiongen.gan.artifact import GeneratorSpec, build_generator, save_generator
-
-    from fashiongen.gan.conditions import condition_kind
+    from fashiongen.models.conditioning import extra_noise
 
     spec = GeneratorSpec(
-        z_dim=z_dim + condition_kind(condition).extra_noise, width=8, channels=1, image_size=28, condition=condition,
+        z_dim=z_dim + extra_noise(condition), width=8, channels=1, image_size=28, condition=condition,
         num_classes=10 if condition != "none" else 0, cond_dim=cond_dim if condition != "none" else 0,
         encoder="encoder-test" if condition == "encoding" else None,
     )

@@ -68,6 +68,15 @@ def test_rewind_drops_rows_after_the_checkpoint_and_half_written_ones(tmp_path):
 IDENTITY = {"code": "c1", "model": {"loss": "bce"}, "train": {"epochs": 3, "lr_g": 0.002}, "data": {"sha": "d"}}
 
 
+RECORD = {"params": {"model": {"loss": "bce", "clusters": 20}, "train": {"log_every": 50}}, "source": "s1"}
+
+
+def with_unused(**sections):
+    """RECORD with some params changed that the identity leaves out."""
+    params = {name: {**values, **sections.get(name, {})} for name, values in RECORD["params"].items()}
+    return {**RECORD, "params": params}
+
+
 def checkpoint(epoch, **identity_train):
     identity = {**IDENTITY, "train": {**IDENTITY["train"], **identity_train}}
     return {"identity": identity, "epoch": epoch, "global_step": epoch * 10, "path": f"epoch_{epoch:04d}.pt"}
@@ -80,13 +89,20 @@ def checkpoint(epoch, **identity_train):
         (checkpoint(1), 3, {}, "resume", "resuming from epoch_0001.pt (epoch 1, step 10)"),
         (checkpoint(1), 3, {"resume": False}, "fresh", "train.resume is false"),
         (checkpoint(3), 3, {}, "publish", "ends the run (epoch 3)"),
-        (checkpoint(3), 3, {"published": True}, "fresh", "finished run of these params and code"),
+        (checkpoint(3), 3, {"published": True}, "publish", "nothing changed): publishing it again, training nothing"),
+        ({**checkpoint(3), "record": RECORD}, 3, {"published": True, "record": with_unused(model={"clusters": 7})},
+         "publish", "changed since, none of it used by this run: model.clusters: 20 -> 7"),
+        ({**checkpoint(3), "record": RECORD}, 3, {"published": True, "record": {**RECORD, "source": "s2"}},
+         "publish", "code: comments, docstrings or layout only"),
+        ({**checkpoint(3), "record": RECORD}, 3, {"published": True, "record": with_unused(train={"log_every": 5})},
+         "fresh", "its logs were written with train.log_every: 50 -> 5; training again"),
+        ({**checkpoint(3), "record": RECORD}, 3, {"published": True, "resume": False}, "fresh", "train.resume is false"),
         (checkpoint(3), 2, {}, "fresh", "another run (train.epochs: 3 -> 2)"),
         (checkpoint(1, epochs=2), 3, {}, "fresh", "another run (train.epochs: 2 -> 3)"),
         (checkpoint(2, epochs=2), 3, {"extend": True, "published": True}, "extend", "from epoch 2 to 3"),
         (checkpoint(3), 2, {"extend": True}, "fresh", "has 3 epochs, not fewer than train.epochs=2"),
         (checkpoint(2, epochs=2, lr_g=0.001), 3, {"extend": True}, "fresh", "train.lr_g: 0.001 -> 0.002"),
-        ({**checkpoint(1), "identity": {**IDENTITY, "code": "c0"}}, 3, {}, "fresh", "code: the fashiongen package changed"),
+        ({**checkpoint(1), "identity": {**IDENTITY, "code": "c0"}}, 3, {}, "fresh", "code: the training code changed"),
     ],
 )
 def test_resume_plan(saved, epochs, flags, action, reason):

@@ -19,7 +19,6 @@ from fashiongen.errors import ConfigError, DataError
 from fashiongen.evaluation import class_consistency, diversity, mean_pairwise_distance
 from fashiongen.gan.artifact import load_generator
 from fashiongen.generation import resolve_label
-from fashiongen.gan.conditions import KINDS
 from fashiongen.models.factory import build_discriminator
 from helpers import REPO_ROOT, make_evaluator, make_prepared, train_and_evaluate
 
@@ -117,7 +116,7 @@ def test_condition_flags_that_do_not_fit_the_generator_are_refused(trained, tmp_
 @pytest.mark.parametrize("condition, cond_dim", [("label", 0), ("encoding", 16)])
 def test_projection_term_is_the_condition_against_the_channel_sums_of_the_feature_map(arch, norm, condition, cond_dim):
     torch.manual_seed(0)
-    D = build_discriminator(arch, 8, 1, 28, norm, False, None, KINDS[condition], 10, cond_dim).eval()
+    D = build_discriminator(arch, 8, 1, 28, norm, False, None, condition, 10, cond_dim).eval()
     images = torch.randn(5, 1, 28, 28)
     cond = torch.arange(5) if condition == "label" else torch.randn(5, cond_dim)
     feature_map = D.base.features[:-1](images) if arch == "dcgan" else D.base.features[:-2](images)

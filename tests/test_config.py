@@ -143,7 +143,7 @@ def test_allowed_values_are_the_registries():
     """Each option's allowed values in config.py are exactly the names its registry can build."""
     from typing import get_args
 
-    from fashiongen.config import AugmentName, EncoderConfig, ModelConfig
+    from fashiongen.config import CONDITIONS, AugmentName, EncoderConfig, ModelConfig
     from fashiongen.gan.augment import AUGMENTS
     from fashiongen.gan.conditions import AUTO, KINDS
     from fashiongen.gan.losses import LOSSES
@@ -156,7 +156,7 @@ def test_allowed_values_are_the_registries():
         return set(get_args(model.model_fields[field].annotation))
 
     assert allowed(ModelConfig, "arch") == set(ARCHS) == set(GENERATORS) == set(DISCRIMINATORS) == set(CURRENT)
-    assert allowed(ModelConfig, "condition") == set(KINDS) | {AUTO}
+    assert allowed(ModelConfig, "condition") == set(KINDS) | {AUTO} == set(CONDITIONS) | {AUTO}
     assert allowed(ModelConfig, "loss") == set(LOSSES)
     assert allowed(ModelConfig, "d_norm") == set(NORMS) | {"auto"}
     from fashiongen.models.resnet import BLOCKS

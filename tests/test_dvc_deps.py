@@ -11,7 +11,6 @@ of the closure must be covered by a dep. Package ``__init__.py`` files that
 hold only a docstring (and ``__version__``) are not code a stage runs.
 """
 
-import ast
 from pathlib import Path
 
 import pytest
@@ -19,78 +18,13 @@ from ruamel.yaml import YAML
 
 from helpers import REPO_ROOT
 
-PACKAGE = "fashiongen"
-
-
-def module_file(name: str, root: Path = REPO_ROOT) -> Path | None:
-    """The file of module ``name`` (dotted) under ``root``, or None when it is not a fashiongen module."""
-    if name != PACKAGE and not name.startswith(PACKAGE + "."):
-        return None
-    path = root.joinpath(*name.split("."))
-    if path.with_suffix(".py").is_file():
-        return path.with_suffix(".py")
-    if (path / "__init__.py").is_file():
-        return path / "__init__.py"
-    return None
-
-
-def module_name(path: Path, root: Path = REPO_ROOT) -> str:
-    parts = list(path.relative_to(root).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def imported_modules(path: Path, root: Path = REPO_ROOT) -> set[Path]:
-    """fashiongen module files that ``path`` imports (anywhere in it), including imported submodules."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    package = module_name(path, root) if path.name == "__init__.py" else module_name(path, root).rpartition(".")[0]
-    found: set[Path] = set()
-    for node in ast.walk(tree):
-        names: list[str] = []
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - node.level + 1]
-                parent = ".".join(base + ([node.module] if node.module else []))
-            else:
-                parent = node.module or ""
-            names = [parent] + [f"{parent}.{alias.name}" for alias in node.names]
-        for name in names:
-            # `import a.b.c` runs a, a.b and a.b.c
-            parts = name.split(".")
-            for i in range(1, len(parts) + 1):
-                file = module_file(".".join(parts[:i]), root)
-                if file is not None:
-                    found.add(file)
-    return found
-
-
-def is_trivial_init(path: Path) -> bool:
-    """A package ``__init__.py`` with nothing but a docstring and ``__version__``."""
-    if path.name != "__init__.py":
-        return False
-    body = ast.parse(path.read_text(encoding="utf-8")).body
-    for node in body:
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
-            continue
-        if isinstance(node, ast.Assign) and [t.id for t in node.targets if isinstance(t, ast.Name)] == ["__version__"]:
-            continue
-        return False
-    return True
+from fashiongen.source_code import PACKAGE
+from fashiongen.source_code import import_closure as module_closure
 
 
 def import_closure(script: Path, root: Path = REPO_ROOT) -> set[str]:
     """Relative POSIX paths of the fashiongen modules ``script`` runs, directly or through others."""
-    seen: set[Path] = set()
-    todo = list(imported_modules(script, root))
-    while todo:
-        file = todo.pop()
-        if file in seen:
-            continue
-        seen.add(file)
-        todo.extend(imported_modules(file, root) - seen)
-    return {file.relative_to(root).as_posix() for file in seen if not is_trivial_init(file)}
+    return {file.relative_to(root).as_posix() for file in module_closure([script], root)}
 
 
 def stage_problems(stage: str, spec: dict, root: Path = REPO_ROOT) -> list[str]:

@@ -327,19 +327,40 @@ def test_fewer_epochs_in_the_workspace_train_afresh_and_checkout_restores_the_fi
     assert "Running stage" not in dvc(repo, "repro", env=venv_env).stdout
 
 
-def test_a_code_edit_retrains_from_scratch(tiny_repo, venv_env):
-    """Last in this module: it leaves the pipeline's code edited. A comment changes no weight, so
-    training again from scratch gives the committed run's weights bit for bit."""
+def test_a_code_edit_retrains_and_changes_a_run_cannot_see_publish_it_again(tiny_repo, venv_env):
+    """Last in this module: it leaves the pipeline's code and params edited (issue 37 item 4).
+
+    An edit of code training runs trains from scratch (here a no-op statement, so the same weights bit for
+    bit). Then a comment, and params the label model does not use: DVC reruns the train stage, which
+    publishes the finished run again without training, byte for byte, so evaluate does not rerun.
+    """
     import torch
 
     repo, _ = tiny_repo
     reference = generator_weights(repo)
-    with open(repo / "fashiongen/gan/losses.py", "a") as handle:
-        handle.write("\n# an edit after a finished run\n")
+    losses = repo / "fashiongen/gan/losses.py"
+    losses.write_text(losses.read_text() + "\n_EDITED_AFTER_A_FINISHED_RUN = True\n")
     rerun = dvc(repo, "repro", env=venv_env)
     log = rerun.stdout + rerun.stderr
     assert "Running stage 'train'" in log
-    assert "belongs to another run (code: the fashiongen package changed" in log and "training from scratch" in log
+    assert "code: the training code changed" in log and "training from scratch" in log
     assert "epochs 1..10" in log and "resuming" not in log
     weights = generator_weights(repo)
     assert all(torch.equal(weights[k], reference[k]) for k in reference)
+    finished = snapshot(repo, work_area=False)
+
+    losses.write_text(losses.read_text() + "# a comment after a finished run\n")
+    commented = dvc(repo, "repro", env=venv_env)
+    log = commented.stdout + commented.stderr
+    assert "Running stage 'train'" in log and "publishing it again, training nothing" in log
+    assert "code: comments, docstrings or layout only" in log and "epochs 1..10" not in log
+    assert "Running stage 'evaluate'" not in log
+    assert snapshot(repo, work_area=False) == finished
+
+    unused = dvc(repo, "exp", "run", "-S", "model.clusters=7", "-S", "model.gp_weight=3.0", env=venv_env)
+    log = unused.stdout + unused.stderr
+    assert "Running stage 'train'" in log and "publishing it again, training nothing" in log
+    assert "model.clusters: 20 -> 7" in log and "model.gp_weight: 10.0 -> 3.0" in log
+    assert "model.clusters (model.condition cluster only)" in log  # the unused params, named
+    assert "Running stage 'evaluate'" not in log
+    assert snapshot(repo, work_area=False) == finished

@@ -63,11 +63,11 @@ def test_trains_without_nan(workdir, model, train):
     assert all(math.isfinite(final[k]) for k in ("d_loss", "g_loss", "d_real", "d_fake", "fid"))
     from fashiongen.gan.artifact import load_generator
 
-    from fashiongen.gan.conditions import condition_kind
+    from fashiongen.export import example_condition
 
     for path in (run.generator, run.best_generator):
         loaded = load_generator(path)
-        cond = condition_kind(loaded.spec.condition).example(loaded.spec, 4, seed=0)
+        cond = example_condition(loaded.spec, 4, seed=0)
         images = loaded.module(torch.randn(4, loaded.spec.z_dim), cond)
         assert images.shape == (4, 1, 28, 28) and torch.isfinite(images).all()
 

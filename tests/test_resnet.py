@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from fashiongen.config import ConfigError, parse_params
-from fashiongen.gan.conditions import KINDS
 from fashiongen.models.dcgan import Discriminator, Generator
 from fashiongen.models.factory import build_discriminator, build_generator
 from fashiongen.models.resnet import (
@@ -80,9 +79,8 @@ def test_discriminator_refuses_normalisation_and_dropout():
 def test_label_conditional_and_modulated_variants():
     torch.manual_seed(0)
     options = dict(block="grouped", group_width=4)
-    kind = KINDS["label"]
-    plain = build_generator("resnet", 16, 8, 1, 28, kind, num_classes=10, cond_dim=6, arch_options=options)
-    modulated = build_generator("resnet", 16, 8, 1, 28, kind, num_classes=10, cond_dim=6, modulation=True,
+    plain = build_generator("resnet", 16, 8, 1, 28, "label", num_classes=10, cond_dim=6, arch_options=options)
+    modulated = build_generator("resnet", 16, 8, 1, 28, "label", num_classes=10, cond_dim=6, modulation=True,
                                 arch_options=options)
     residual = [m for m in modulated.base.body if isinstance(m, ResidualBlock)]
     assert len(residual) == 3 and all(block.modulation is not None for block in residual)
@@ -96,7 +94,7 @@ def test_label_conditional_and_modulated_variants():
     torch.nn.init.normal_(residual[0].branch[-1].weight, 0, 0.1)
     images = modulated(z[:1].expand(2, 16), torch.tensor([0, 5]))
     assert images.shape == (2, 1, 28, 28) and not torch.allclose(images[0], images[1])
-    discriminator = build_discriminator("resnet", 8, 1, 28, "none", False, None, kind, num_classes=10, cond_dim=6,
+    discriminator = build_discriminator("resnet", 8, 1, 28, "none", False, None, "label", num_classes=10, cond_dim=6,
                                         arch_options=options)
     assert discriminator(images, torch.tensor([0, 5])).shape == (2,)
 

@@ -23,7 +23,8 @@ from fashiongen.gan.artifact import load_generator
 from fashiongen.gan.checkpoints import CheckpointStore
 from fashiongen.gan.trainer import GANTrainer
 from fashiongen.gan.training import train_gan
-from helpers import REPO_ROOT, assert_same_weights, generator_weights, paths, tiny_train_params
+from helpers import (REPO_ROOT, assert_same_weights, generator_weights, paths, tiny_train_params, with_model,
+                     with_train)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -80,16 +81,56 @@ def test_interrupted_run_resumes_bit_identical_with_continuous_history(train_wor
     assert sorted(p.name for p in stopped.samples.iterdir()) == ["epoch_0001.png", "epoch_0002.png", "epoch_0003.png"]
 
 
-def test_finished_run_is_never_resumed_a_rerun_trains_afresh(train_workdir, caplog):
-    """`dvc repro -f train` (same code and params): from scratch, bit-identical to the first run."""
+def test_a_finished_run_is_published_again_when_nothing_it_uses_changed(train_workdir, monkeypatch, caplog):
+    """`dvc repro -f train`, or a change of params the run does not use (issue 37 item 4): the finished run's
+    outputs again, byte for byte, without one training step; the log names what changed."""
+    run = paths(train_workdir)
+    params = tiny_train_params()  # a label model with the rpgan loss: model.clusters and model.gp_weight unused
+    train_gan(params, run)
+    first, first_weights = outputs_of(run), generator_weights(run.generator)
+    with monkeypatch.context() as patch:
+        patch.setattr(GANTrainer, "step", lambda *a, **k: pytest.fail("a finished run trained again"))
+        for unused, named in [({}, "nothing changed"), ({"clusters": 7}, "model.clusters: 20 -> 7"),
+                              ({"clusters": 7, "gp_weight": 3.0}, "model.gp_weight: 10.0 -> 3.0")]:
+            caplog.clear()
+            with caplog.at_level("INFO"):
+                train_gan(with_model(params, **unused), run)
+            assert "publishing it again, training nothing" in caplog.text and named in caplog.text
+            assert outputs_of(run) == first
+    assert "params this label run does not use" in caplog.text and "model.clusters (model.condition cluster only)" \
+        in caplog.text
+
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        train_gan(with_train(params, resume=False), run)  # asked to train again: from scratch, the same weights
+    assert "train.resume is false" in caplog.text and "epochs 1..2" in caplog.text
+    assert_same_weights(first_weights, generator_weights(run.generator))
+
+
+@pytest.mark.parametrize("model, used", [({}, {"embed_dim": 8}), ({"loss": "wgan-gp"}, {"gp_weight": 3.0}),
+                                         ({"condition": "cluster", "clusters": 4}, {"clusters": 3})],
+                         ids=["label-embed_dim", "wgan-gp-gp_weight", "cluster-clusters"])
+def test_a_change_of_a_used_param_after_a_finished_run_trains_afresh(train_workdir, caplog, model, used):
+    run = paths(train_workdir)
+    params = with_model(tiny_train_params(), **model)
+    train_gan(params, run)
+    first = outputs_of(run)
+    [(name, value)] = used.items()
+    with caplog.at_level("INFO"):
+        train_gan(with_model(params, **used), run)
+    assert f"belongs to another run (model.{name}: {getattr(params.model, name)!r} -> {value!r})" in caplog.text
+    assert "epochs 1..2" in caplog.text
+    assert load_generator(run.generator).params["model"][name] == value and outputs_of(run) != first
+
+
+def test_the_generator_file_records_only_the_params_the_run_used(train_workdir):
     run = paths(train_workdir)
     train_gan(tiny_train_params(), run)
-    first = generator_weights(run.generator)
-    with caplog.at_level("INFO"):
-        train_gan(tiny_train_params(), run)
-    assert "belongs to a finished run of these params and code; training again from scratch" in caplog.text
-    assert "resuming" not in caplog.text
-    assert_same_weights(first, generator_weights(run.generator))
+    recorded = load_generator(run.generator).params
+    assert set(recorded) == {"data", "model", "train"}
+    assert "clusters" not in recorded["model"] and "gp_weight" not in recorded["model"]
+    assert recorded["model"]["condition"] == "label" and recorded["train"]["epochs"] == 2
+    assert "log_every" not in recorded["train"] and "workers" not in recorded["data"]
 
 
 def test_fewer_epochs_after_a_finished_run_trains_afresh(train_workdir, caplog):
@@ -121,26 +162,36 @@ def test_a_code_change_trains_afresh_and_matches_a_fresh_run_of_the_new_code(tra
     monkeypatch.setattr(run_identity, "code_digest", lambda: "digest-of-the-edited-code")
     with caplog.at_level("INFO"):
         train_gan(tiny_train_params(), run)
-    assert "belongs to another run (code: the fashiongen package changed); training from scratch" in caplog.text
+    assert "belongs to another run (code: the training code changed); training from scratch" in caplog.text
 
     fresh = paths(train_workdir, "fresh")
     train_gan(tiny_train_params(), fresh)
     assert_same_weights(generator_weights(fresh.generator), generator_weights(run.generator))
 
 
-def test_the_code_digest_covers_every_module_and_not_the_checkout_location(tmp_path):
+def test_the_code_digest_follows_what_training_runs_not_comments_or_the_checkout_location(tmp_path):
     import shutil
 
     digest = run_identity.code_digest()
     copy = tmp_path / "elsewhere" / "fashiongen"
     shutil.copytree(REPO_ROOT / "fashiongen", copy, ignore=shutil.ignore_patterns("__pycache__"))
-    script = "import fashiongen.gan.run_identity as r; print(r.code_digest())"
-    moved = subprocess.run([sys.executable, "-c", script], cwd=copy.parent, capture_output=True, text=True, check=True)
-    assert moved.stdout.strip() == digest
-    with open(copy / "gan" / "losses.py", "a") as handle:
-        handle.write("\n# an edit\n")
-    edited = subprocess.run([sys.executable, "-c", script], cwd=copy.parent, capture_output=True, text=True, check=True)
-    assert edited.stdout.strip() != digest
+    script = "import fashiongen.gan.run_identity as r; print(r.code_digest(), r.source_digest())"
+
+    def digests() -> list[str]:
+        done = subprocess.run([sys.executable, "-c", script], cwd=copy.parent, capture_output=True, text=True, check=True)
+        return done.stdout.split()
+
+    moved, source = digests()
+    assert moved == digest
+    losses = copy / "gan" / "losses.py"
+    original = losses.read_text()
+    assert original.startswith('"""')
+    losses.write_text('"""An edited docstring."""' + original[original.index('"""', 3) + 3:] + "\n\n# an edit\n")
+    assert digests()[0] == digest and digests()[1] != source  # comments and docstrings: the same behaviour
+    (copy / "report.py").write_text((copy / "report.py").read_text() + "\nEDITED = 1\n")
+    assert digests()[0] == digest  # a module training never runs
+    losses.write_text(original + "\nEDITED = 1\n")
+    assert digests()[0] != digest  # code training runs
 
 
 def test_extend_continues_a_finished_run_explicitly(train_workdir, caplog):

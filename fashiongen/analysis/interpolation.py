@@ -18,8 +18,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from PIL import Image
 
+from fashiongen.atomic import atomic_write
+from fashiongen.errors import ConfigError
 from fashiongen.gan.sampling import noise
+from fashiongen.generation import generation_conditions, walk_end
 from fashiongen.images import to_uint8
 
 SLERP_PARALLEL = 1e-6
@@ -85,10 +89,6 @@ def render_walk(generator: torch.nn.Module, z: torch.Tensor, codes: torch.Tensor
 
 def save_gif(path: Path | str, frames: torch.Tensor, frame_ms: int = 150) -> None:
     """Write uint8 frames (S × C × H × W) as a looping animated GIF (Pillow), atomically."""
-    from PIL import Image
-
-    from fashiongen.atomic import atomic_write
-
     arrays = frames.permute(0, 2, 3, 1).numpy()
     images = [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in arrays]
     with atomic_write(path) as handle:
@@ -108,13 +108,9 @@ def walk(
     :class:`~fashiongen.errors.ConfigError` when the arguments do not fit the
     generator's condition.
     """
-    from fashiongen.errors import ConfigError
-    from fashiongen.gan.conditions import condition_kind
-    from fashiongen.generation import generation_conditions
-
     if steps < 2:
         raise ConfigError(f"--n-steps {steps}: a walk needs at least 2 steps (its two ends).")
-    ends = None if to is None else condition_kind(loaded.spec.condition).end_request(to, label is not None or like is not None)
+    ends = None if to is None else walk_end(loaded.spec.condition, to, label is not None or like is not None)
     start = condition_code(loaded.module, generation_conditions(loaded, 1, label, like, encoder_path, device).to(device))
     end = None
     if ends is not None:

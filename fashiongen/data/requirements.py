@@ -25,7 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from fashiongen.config import Params, condition_needs_labels, trained_condition
+from fashiongen.data.folder import read_manifest
 from fashiongen.data.folder_scan import DANGLING_LINK, UNREADABLE, display_path
+from fashiongen.data.prepare import balanced_first_n
+from fashiongen.data.prepared import load_prepared
 from fashiongen.errors import DataError
 from fashiongen.real_set import real_set_problems
 
@@ -128,8 +131,6 @@ def manifest_problems(manifest, params: Params, readable: np.ndarray | None = No
     ``readable`` (bool, one per image of the manifest), when given, keeps only
     those images (``check-folder``: the ones that decoded).
     """
-    from fashiongen.data.prepare import balanced_first_n
-
     data = params.data
     held_out, labels = manifest.held_out(data.test_fraction), manifest.labels
     if readable is not None:
@@ -158,15 +159,11 @@ def require_trainable_manifest(manifest, params: Params) -> None:
 def require_trainable_raw(raw_dir: Path, params: Params) -> None:
     """The preprocess stage's check before it decodes anything: the folder's manifest under its params."""
     if params.data.source == "folder":
-        from fashiongen.data.folder import read_manifest
-
         require_trainable_manifest(read_manifest(raw_dir), params)
 
 
 def require_trainable_prepared(prepared_dir: Path, params: Params) -> None:
     """The preprocess stage's check of what it wrote (only the images that decoded)."""
-    from fashiongen.data.prepared import load_prepared
-
     data = load_prepared(prepared_dir)
     where = f"data.folder={params.data.folder}" if params.data.source == "folder" else "the prepared data"
     require_trainable(where, data.split("train").labels, len(data.split("test")), data.classes, data.labelled, params)

@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Callable
 
 from fashiongen.config import DataConfig
+from fashiongen.data.fashion_mnist import fetch_fashion_mnist
+from fashiongen.data.folder import MANIFEST_NAME, prepare_folder, scan_folder, write_manifest
+from fashiongen.data.prepare import balanced_first_n, prepare_fashion_mnist
 
 
 def fetch_raw(cfg: DataConfig, raw_dir: Path, check: Callable | None = None) -> None:
@@ -18,15 +21,11 @@ def fetch_raw(cfg: DataConfig, raw_dir: Path, check: Callable | None = None) -> 
     ``check(manifest)`` (folders) may refuse the scanned folder before anything is written.
     """
     if cfg.source == "folder":
-        from fashiongen.data.folder import scan_folder, write_manifest
-
         manifest = scan_folder(Path(cfg.folder))
         if check is not None:
             check(manifest)
         write_manifest(raw_dir, manifest)
         return
-    from fashiongen.data.fashion_mnist import fetch_fashion_mnist
-    from fashiongen.data.folder import MANIFEST_NAME
 
     (raw_dir / MANIFEST_NAME).unlink(missing_ok=True)  # left by an earlier folder run: not this source's
     fetch_fashion_mnist(raw_dir, cfg.local_dir, cfg.mirrors, cfg.download_timeout_s)
@@ -38,11 +37,7 @@ def prepare(cfg: DataConfig, raw_dir: Path, out_dir: Path, check: Callable[[Path
     ``check(staging)`` may refuse the new prepared data (complete in the staging
     folder) before it replaces ``out_dir``: a refusal leaves the previous output as it was.
     """
-    from fashiongen.data.prepare import balanced_first_n, prepare_fashion_mnist
-
     if cfg.source == "folder":
-        from fashiongen.data.folder import prepare_folder
-
         return prepare_folder(
             raw_dir, out_dir, Path(cfg.folder), cfg.resolved_image_size(), cfg.resolved_channels(),
             cfg.test_fraction, cfg.subset, cfg.workers, select=balanced_first_n, background=cfg.alpha_background,

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fashiongen.config import CONDITIONS
 from fashiongen.errors import CheckpointError
 from fashiongen.model_files import GENERATOR, read_model_file, save_model_file
 from fashiongen.models import factory as models
@@ -35,7 +36,7 @@ class GeneratorSpec:
     channels: int
     image_size: int
     arch: str = "dcgan"
-    condition: str = "none"  # a kind of fashiongen.gan.conditions (none | label | encoding)
+    condition: str = "none"  # a trained model.condition (fashiongen.config.CONDITIONS: none | label | encoding | cluster)
     num_classes: int = 0
     cond_dim: int = 0  # class embedding size (label) or encoding size (encoding)
     encoder: str | None = None  # id of the encoder whose encodings it was trained on (encoding)
@@ -66,14 +67,12 @@ class GeneratorSpec:
 
 def build_generator(spec: GeneratorSpec) -> nn.Module:
     """The untrained network ``G(z, c)`` of ``spec``; a :class:`CheckpointError` for an unknown arch or condition."""
-    from fashiongen.gan.conditions import KINDS
-
-    if spec.condition not in KINDS:
-        raise CheckpointError(f"cannot build the generator: unknown condition {spec.condition!r} (known: {', '.join(KINDS)}).")
+    if spec.condition not in CONDITIONS:
+        raise CheckpointError(f"cannot build the generator: unknown condition {spec.condition!r} (known: {', '.join(CONDITIONS)}).")
     try:
         return models.build_generator(
             spec.arch, spec.z_dim, spec.width, spec.channels, spec.image_size,
-            condition=KINDS[spec.condition], num_classes=spec.num_classes, cond_dim=spec.cond_dim,
+            condition=spec.condition, num_classes=spec.num_classes, cond_dim=spec.cond_dim,
             modulation=spec.modulation, arch_options=spec.arch_options,
         )
     except ValueError as exc:

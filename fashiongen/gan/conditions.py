@@ -1,20 +1,16 @@
-"""What a generator is given besides noise (``model.condition``): one registered kind per choice.
+"""The values a condition takes in training and sampling (``model.condition``): one registered kind per choice.
 
 Every generator is called ``G(z, c)`` and every discriminator ``D(x, c)``;
 ``c`` is one row per image: an empty row (width 0) for ``none``, as
 StyleGAN2-ADA passes ``c`` with ``c_dim = 0`` to unconditional networks. A
-:class:`ConditionKind` owns everything that differs between choices:
-
-- ``width``: the columns the condition adds to the generator's input;
-- how it wraps the base networks (:meth:`wrap_generator`, :meth:`wrap_discriminator`);
-- its values: of each training image (:meth:`values`), of each real image an
-  evaluation compares with (:meth:`real_values`), for a preview grid
-  (:meth:`grid_rows`), and drawn for sampling (:meth:`Conditions.sample`);
-- how ``fashiongen generate --label/--like`` (and ``interpolate --to``) become a
-  condition (:meth:`from_request`, :meth:`end_request`), and what an exported
-  generator's condition input is (:meth:`example`, :meth:`describe`);
-- what it needs: class labels (``needs_labels``), the ResNet encoder (``uses_encoder``), as
-  :data:`fashiongen.config.CONDITIONS` says.
+:class:`ConditionKind` owns the condition's values: of each training image
+(:meth:`~ConditionKind.values`, :meth:`~ConditionKind.training_values`), for a
+preview grid (:meth:`~ConditionKind.grid_rows`), and drawn for sampling
+(:meth:`Conditions.sample`). What each choice is and needs (labels, the
+encoder, a class code, a code the generator draws itself) is
+:data:`fashiongen.config.CONDITIONS`'s; how the networks take it is
+:mod:`fashiongen.models.conditioning`'s; what a user may ask for
+(``--label``, ``--like``, ``--to``) is :mod:`fashiongen.generation`'s.
 
 Kinds:
 
@@ -34,7 +30,8 @@ Kinds:
 class), ``cluster`` on data without (:func:`kind_for`). The generator file records the
 kind that was trained, so nothing after training sees ``auto``.
 
-Adding a kind: subclass :class:`ConditionKind`, register it in :data:`KINDS`.
+Adding a kind: its traits in :data:`fashiongen.config.CONDITIONS`, a subclass of
+:class:`ConditionKind` registered in :data:`KINDS`.
 """
 
 from __future__ import annotations
@@ -42,19 +39,20 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from fashiongen.clustering import cluster_count, cluster_shares, pixel_clusters
 from fashiongen.config import AUTO_CONDITION, CONDITIONS, trained_condition
+from fashiongen.data.encodings import encodings_meta, load_encodings
 from fashiongen.errors import ConfigError, DataError
-from fashiongen.models.conditioning import CHOICE_BITS
+from fashiongen.models.conditioning import code_width, extra_noise
 
 if TYPE_CHECKING:  # pragma: no cover
     from fashiongen.data.prepared import PreparedData
-    from fashiongen.gan.artifact import LoadedGenerator
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +63,16 @@ class ConditionKind:
     """One choice of ``model.condition`` (see the module doc)."""
 
     name: ClassVar[str]
-    takes_code: ClassVar[bool] = True  # the networks take a code in training (embedding, projection, modulation)
-    extra_noise: ClassVar[int] = 0  # noise columns the generator keeps for itself (not fed to the base network)
 
     @property
     def needs_labels(self) -> bool:
         """The prepared data must have class labels (:data:`fashiongen.config.CONDITIONS` says)."""
         return CONDITIONS[self.name].labels
+
+    @property
+    def takes_code(self) -> bool:
+        """The networks take a code in training: embedding, projection, modulation (:data:`fashiongen.config.CONDITIONS`)."""
+        return CONDITIONS[self.name].takes_code
 
     @property
     def uses_encoder(self) -> bool:
@@ -80,12 +81,17 @@ class ConditionKind:
 
     @property
     def conditional(self) -> bool:
-        """Whether samples follow a condition (and get class consistency and diversity scores)."""
-        return True
+        """Whether samples follow a condition given to them (and get class consistency and diversity scores)."""
+        return CONDITIONS[self.name].asked_for
+
+    @property
+    def extra_noise(self) -> int:
+        """Noise columns the generator keeps for itself (:func:`fashiongen.models.conditioning.extra_noise`)."""
+        return extra_noise(self.name)
 
     def width(self, embed_dim: int, encoding_dim: int) -> int:
-        """Columns the condition adds to the generator's input."""
-        raise NotImplementedError
+        """Columns the condition adds to the generator's input (:func:`fashiongen.models.conditioning.code_width`)."""
+        return code_width(self.name, embed_dim, encoding_dim)
 
     def num_codes(self, num_classes: int, clusters: int, images: int) -> int:
         """Distinct codes the embedding and projection hold: the classes (label), the clusters of ``images``
@@ -99,25 +105,6 @@ class ConditionKind:
 
     def prepare_generator(self, generator: nn.Module, values: torch.Tensor, num_codes: int) -> None:
         """Set what the untrained generator learns from the training conditions ``values`` (nothing by default)."""
-
-    def wrap_generator(self, base: nn.Module, num_classes: int, width: int) -> nn.Module:
-        """``G(z, c)`` from a base network built for ``z_dim + width`` inputs, called ``base(z, code)``."""
-        from fashiongen.models.conditioning import ConditionalGenerator
-
-        return ConditionalGenerator(base, self.embedding(num_classes, width))
-
-    def embedding(self, num_classes: int, width: int) -> nn.Module | None:
-        """What turns ``c`` into the generator's extra input columns (None: ``c`` as it is)."""
-        return None
-
-    def wrap_discriminator(self, base: nn.Module, num_classes: int, width: int) -> nn.Module:
-        """``D(x, c)`` from a base discriminator with ``features``/``head``/``feature_channels``."""
-        from fashiongen.models.conditioning import ProjectionDiscriminator
-
-        return ProjectionDiscriminator(base, self.projection(num_classes, width, base.feature_channels))
-
-    def projection(self, num_classes: int, width: int, channels: int) -> nn.Module:
-        raise NotImplementedError
 
     def values(self, labels: np.ndarray, num_classes: int, encodings_dir: Path, split: str,
                encoder_id: str | None = None) -> torch.Tensor:
@@ -139,76 +126,9 @@ class ConditionKind:
         index = torch.randint(len(values), (n,), generator=rng)
         return values[index.to(values.device)]
 
-    def from_request(self, loaded: "LoadedGenerator", n: int, label: str | None, like: Path | None,
-                     encoder_path: Path, device) -> torch.Tensor:
-        """The condition of ``n`` samples asked for on the command line (``--label``, ``--like``)."""
-        self._refuse(label, "--label", "label")
-        self._refuse(like, "--like", "encoding")
-        return self.default_request(loaded, n)
 
-    def default_request(self, loaded: "LoadedGenerator", n: int) -> torch.Tensor:
-        raise NotImplementedError
-
-    def end_request(self, to: str, start_given: bool) -> tuple[str | None, Path | None]:
-        """``fashiongen interpolate --to``: the (``--label``, ``--like``) request of a walk's far end.
-
-        A :class:`ConfigError` for an unconditional generator, or without a start (``start_given``).
-        """
-        if not self.conditional or not start_given:
-            raise ConfigError(
-                "--to needs a conditional generator and a start: --label A --to B (model.condition: label) "
-                f"or --like a.jpg --to b.jpg (model.condition: encoding); this generator has {self.name!r}."
-            )
-        return self.far_end(to)
-
-    def far_end(self, to: str) -> tuple[str | None, Path | None]:
-        raise NotImplementedError
-
-    def example(self, spec, batch: int, seed: int) -> torch.Tensor:
-        """``batch`` valid conditions for ``spec``'s generator (export traces it with them)."""
-        raise NotImplementedError
-
-    def describe(self, spec) -> dict | None:
-        """The exported generator's ``cond`` input (name, dtype, shape, meaning); None when it takes none."""
-        raise NotImplementedError
-
-    def _refuse(self, value: Any, option: str, kind: str) -> None:
-        if value is not None:
-            raise ConfigError(f"{option} needs a generator trained with model.condition: {kind}; this one has {self.name!r}.")
-
-
-class SampledUnconditionally:
-    """What callers see of a kind sampled as ``G(z)``: no condition to ask for, none in an exported file."""
-
-    @property
-    def conditional(self) -> bool:
-        return False
-
-    def from_request(self, loaded, n, label, like, encoder_path, device) -> torch.Tensor:
-        return ConditionKind.from_request(self, loaded, n, label, like, encoder_path, device)  # refuses both
-
-    def default_request(self, loaded, n: int) -> torch.Tensor:
-        return torch.empty(n, 0)
-
-    def example(self, spec, batch: int, seed: int) -> torch.Tensor:
-        return torch.empty(batch, 0)
-
-    def describe(self, spec) -> dict | None:
-        return None
-
-
-class NoCondition(SampledUnconditionally, ConditionKind):
+class NoCondition(ConditionKind):
     name = "none"
-    takes_code = False
-
-    def width(self, embed_dim: int, encoding_dim: int) -> int:
-        return 0
-
-    def wrap_generator(self, base: nn.Module, num_classes: int, width: int) -> nn.Module:
-        return base  # base(z, c) with an empty c
-
-    def wrap_discriminator(self, base: nn.Module, num_classes: int, width: int) -> nn.Module:
-        return base
 
     def values(self, labels, num_classes, encodings_dir, split, encoder_id=None) -> torch.Tensor:
         return torch.empty(len(labels), 0)
@@ -223,15 +143,6 @@ class NoCondition(SampledUnconditionally, ConditionKind):
 class LabelCondition(ConditionKind):
     name = "label"
 
-    def width(self, embed_dim: int, encoding_dim: int) -> int:
-        return embed_dim
-
-    def embedding(self, num_classes: int, width: int) -> nn.Module:
-        return nn.Embedding(num_classes, width)
-
-    def projection(self, num_classes: int, width: int, channels: int) -> nn.Module:
-        return nn.Embedding(num_classes, channels)
-
     def values(self, labels, num_classes, encodings_dir, split, encoder_id=None) -> torch.Tensor:
         return torch.as_tensor(np.array(labels, dtype=np.int64))
 
@@ -239,39 +150,11 @@ class LabelCondition(ConditionKind):
         present = np.unique(np.asarray(labels))  # the classes the training split holds
         return torch.as_tensor(present[rows % len(present)], device=values.device)
 
-    def from_request(self, loaded, n, label, like, encoder_path, device) -> torch.Tensor:
-        self._refuse(like, "--like", "encoding")
-        if label is None:
-            return self.default_request(loaded, n)
-        from fashiongen.generation import resolve_label
-
-        return torch.full((n,), resolve_label(label, loaded.classes), dtype=torch.long)
-
-    def default_request(self, loaded, n: int) -> torch.Tensor:
-        return torch.arange(n) % loaded.spec.num_classes  # cycle through the classes, one per grid row
-
-    def far_end(self, to: str) -> tuple[str | None, Path | None]:
-        return to, None
-
-    def example(self, spec, batch: int, seed: int) -> torch.Tensor:
-        return torch.arange(batch, dtype=torch.long) % spec.num_classes
-
-    def describe(self, spec) -> dict | None:
-        return {"name": "cond", "dtype": "int64", "shape": ["batch"], "meaning": "class index into 'classes'"}
-
 
 class EncodingCondition(ConditionKind):
     name = "encoding"
 
-    def width(self, embed_dim: int, encoding_dim: int) -> int:
-        return encoding_dim
-
-    def projection(self, num_classes: int, width: int, channels: int) -> nn.Module:
-        return nn.Linear(width, channels, bias=False)
-
     def values(self, labels, num_classes, encodings_dir, split, encoder_id=None) -> torch.Tensor:
-        from fashiongen.encoding import load_encodings
-
         codes = load_encodings(encodings_dir, split, encoder_id=encoder_id)
         if len(codes) != len(labels):
             raise DataError(
@@ -279,54 +162,24 @@ class EncodingCondition(ConditionKind):
             )
         return torch.from_numpy(np.array(codes, dtype=np.float32))  # a copy: the file is memory-mapped, read-only
 
-    def from_request(self, loaded, n, label, like, encoder_path, device) -> torch.Tensor:
-        self._refuse(label, "--label", "label")
-        if like is None:
-            raise ConfigError("this generator varies a real image (model.condition: encoding); pass --like IMAGE.")
-        from fashiongen.generation import encode_user_image
 
-        return encode_user_image(loaded, like, encoder_path, device).expand(n, -1)
-
-    def far_end(self, to: str) -> tuple[str | None, Path | None]:
-        return None, Path(to)
-
-    def example(self, spec, batch: int, seed: int) -> torch.Tensor:
-        return torch.randn(batch, spec.cond_dim, generator=torch.Generator().manual_seed(seed + 1))
-
-    def describe(self, spec) -> dict | None:
-        return {"name": "cond", "dtype": "float32", "shape": ["batch", spec.cond_dim],
-                "meaning": f"encoding of a real image by encoder {spec.encoder} (models/encoder.pt)"}
-
-
-class ClusterCondition(SampledUnconditionally, LabelCondition):
+class ClusterCondition(LabelCondition):
     """Pixel k-means clusters as labels in training; an unconditional generator afterwards (see the module doc)."""
 
     name = "cluster"
-    extra_noise = CHOICE_BITS  # the signs that pick a sampled cluster
 
     def num_codes(self, num_classes: int, clusters: int, images: int) -> int:
-        from fashiongen.clustering import cluster_count
-
         return cluster_count(clusters, images)
-
-    def wrap_generator(self, base: nn.Module, num_classes: int, width: int) -> nn.Module:
-        from fashiongen.models.conditioning import ClusterPriorGenerator, ConditionalGenerator
-
-        return ClusterPriorGenerator(ConditionalGenerator(base, self.embedding(num_classes, width)), num_classes)
 
     def values(self, labels, num_classes, encodings_dir, split, encoder_id=None) -> torch.Tensor:
         return torch.empty(len(labels), 0)  # sampled unconditionally: no per-image condition
 
     def training_values(self, labels, num_classes, encodings_dir, take, clusters, seed) -> torch.Tensor:
-        from fashiongen.clustering import pixel_clusters
-
         k = self.num_codes(num_classes, clusters, len(labels))
         log.info("clustering %d training images into %d pixel clusters (model.clusters %d)", len(labels), k, clusters)
         return torch.as_tensor(pixel_clusters(take, len(labels), k, seed))
 
     def prepare_generator(self, generator: nn.Module, values: torch.Tensor, num_codes: int) -> None:
-        from fashiongen.clustering import cluster_shares
-
         generator.set_shares(cluster_shares(values.cpu().numpy(), num_codes))
 
     def grid_rows(self, values, labels, num_classes, rows) -> torch.Tensor:
@@ -362,8 +215,6 @@ def encoder_of(kind: ConditionKind, encodings_dir: Path) -> str | None:
     """The id of the encoder behind ``data/encodings`` when ``kind`` uses one (recorded in generators)."""
     if not kind.uses_encoder:
         return None
-    from fashiongen.encoding import encodings_meta
-
     return encodings_meta(encodings_dir)["encoder"]
 
 

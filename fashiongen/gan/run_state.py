@@ -9,12 +9,18 @@ checkpoint stores and ``load_state_dict()`` what a resume restores: one pair.
 :func:`resume_plan` decides what a checkpoint means for the run about to start:
 
 - ``resume``: same identity, interrupted before its last epoch: continue;
-- ``publish``: same identity, its last epoch checkpointed but its outputs never
-  published (killed in between): write the outputs from it, train nothing;
+- ``publish``: same identity and its last epoch checkpointed: write the
+  outputs from it, train nothing. Either its outputs were never published
+  (killed in between), or they were and DVC reruns the stage for a change the
+  run cannot see: a param it does not use (``model.clusters`` on a label
+  model), a comment in the code, ``dvc repro -f``. The same run gives the
+  same outputs, so it is published again in seconds (``train.resume: false``
+  trains it again from scratch). Not when ``train.log_every`` changed: the
+  logs it publishes were written while training;
 - ``extend``: with ``train.extend``, a finished run of the same identity but
   fewer epochs: continue it up to ``train.epochs``;
-- ``fresh``: anything else (another identity, a finished and published run, a
-  run of more epochs than asked): train from scratch, with the reason logged.
+- ``fresh``: anything else (another identity, a run of more epochs than
+  asked): train from scratch, with the reason logged.
 """
 
 from __future__ import annotations
@@ -42,6 +48,9 @@ class TrainingRun:
     best: dict[str, Any] | None = None  # the best epoch's generator: {"state_dict", "epoch", "fid"}
     live_step: int = 0
     live_summary: dict[str, Any] = field(default_factory=dict)
+    # what the run was started with beyond its identity, to name what changed since: {"params": every param
+    # (model.condition resolved), "source": the training code's byte digest}; saved, never restored
+    record: dict[str, Any] = field(default_factory=dict)
 
     @property
     def best_fid(self) -> float:
@@ -60,6 +69,7 @@ class TrainingRun:
             "best": self.best,
             "live_step": self.live_step,
             "live_summary": dict(self.live_summary),
+            "record": dict(self.record),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -79,14 +89,20 @@ class TrainingRun:
 Action = Literal["resume", "publish", "extend", "fresh"]
 
 
+# train.* params outside the identity whose value is written into the published outputs (the logs' spacing)
+LOGGED_WITH = ("train.log_every",)
+
+
 def resume_plan(
     checkpoint: dict[str, Any] | None, identity: dict[str, Any], epochs: int, *, resume: bool, extend: bool,
-    published: bool, defaults: dict[str, Any] | None = None,
+    published: bool, defaults: dict[str, Any] | None = None, record: dict[str, Any] | None = None,
 ) -> tuple[Action, str]:
     """What to do with ``checkpoint`` (the newest readable one, or None) for a run of ``identity``; and why.
 
     ``published``: the checkpoint's run has had its outputs published.
     ``defaults`` fills identity keys the checkpoint lacks (params added since).
+    ``record`` (:attr:`TrainingRun.record` of the run about to start) names, in the reason, the params and
+    code that changed outside the identity.
     """
     if checkpoint is None:
         return "fresh", "no checkpoint"
@@ -100,9 +116,29 @@ def resume_plan(
             return "resume", f"resuming from {where} (epoch {reached}, step {checkpoint['global_step']})"
         if not published:
             return "publish", f"{where} ends the run (epoch {reached}); writing its outputs, training nothing"
-        return "fresh", f"{where} belongs to a finished run of these params and code; training again from scratch"
+        unseen = changes_outside_identity(checkpoint.get("record") or {}, record or {})
+        logged = [change for change in unseen if change.split(":")[0] in LOGGED_WITH]
+        if logged:
+            return "fresh", (f"{where} is a finished run of these params and code, but its logs were written with "
+                             f"{'; '.join(logged)}; training again from scratch")
+        changed = f"changed since, none of it used by this run: {'; '.join(unseen)}" if unseen else "nothing changed"
+        return "publish", (f"{where} is this run, finished (epoch {reached}) and nothing it uses changed ({changed}): "
+                           "publishing it again, training nothing (train.resume: false trains it again)")
     if extend and not identity_differences(without_epochs(saved), without_epochs(identity), defaults=defaults):
         if reached < epochs:
             return "extend", f"train.extend: continuing the finished run in {where} from epoch {reached} to {epochs}"
         return "fresh", f"train.extend: {where} has {reached} epochs, not fewer than train.epochs={epochs}; training from scratch"
     return "fresh", f"{where} belongs to another run ({'; '.join(differences)}); training from scratch"
+
+
+def changes_outside_identity(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """What changed between two :attr:`TrainingRun.record`: ``["model.clusters: 20 -> 7", "code: comments only"]``.
+
+    Empty where ``saved`` predates records (nothing can be named).
+    """
+    if not saved or not current:
+        return []
+    changes = identity_differences(saved.get("params", {}), current.get("params", {}))
+    if saved.get("source") != current.get("source"):
+        changes.append("code: comments, docstrings or layout only")
+    return changes

@@ -40,7 +40,7 @@ from fashiongen.gan.augment import Augment
 from fashiongen.gan.checkpoints import capture_rng, restore_rng
 from fashiongen.gan.ema import GeneratorEMA
 from fashiongen.gan.losses import GANLoss, gradient_penalty, zero_centred_penalty
-from fashiongen.gan.schedules import Schedule, constant
+from fashiongen.gan.schedules import RunSchedule
 
 # Order of the values in the tensor a step returns.
 STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
@@ -83,10 +83,8 @@ class GANTrainer:
     reg_every: int = 1  # lazy regularisation: R1/R2 every this many D updates, weighted by it
     # images per separate R1/R2 pass (memory ∝ it); None = the penalties share the D step's own pass over the batch
     reg_chunk: int | None = None
-    schedule: Schedule = constant  # multiplier of the learning rates and γs by the run's progress
-    lr_end_ratio: float = 1.0
-    gamma_end_ratio: float = 1.0
-    total_updates: int = 0  # D updates of the whole run (the schedules' horizon); 0 = progress stays 0
+    # the learning rates' and γs' multipliers by the images seen (the run's, set by the loop); default: constant
+    schedule: RunSchedule = field(default_factory=RunSchedule)
     augment: Augment | None = None
     ema: GeneratorEMA | None = None
     # called on each network after its backward pass (several processes: average the gradients)
@@ -106,16 +104,16 @@ class GANTrainer:
 
     @property
     def progress(self) -> float:
-        """Share of the run's D updates done, in [0, 1] (0 without a horizon)."""
-        return min(self._d_updates / self.total_updates, 1.0) if self.total_updates else 0.0
+        """Share of the run done, in [0, 1] (0 without a horizon)."""
+        return self.schedule.for_updates(self._d_updates).progress
 
     def _apply_schedule(self) -> float:
         """Set this update's learning rates; returns the multiplier of the R1/R2 weights."""
-        lr_scale = self.schedule(self.progress, self.lr_end_ratio)
+        scheduled = self.schedule.for_updates(self._d_updates)
         for opt, bases in zip((self.opt_g, self.opt_d), self._base_lrs):
             for group, base in zip(opt.param_groups, bases):
-                group["lr"] = base * lr_scale
-        return self.schedule(self.progress, self.gamma_end_ratio)
+                group["lr"] = base * scheduled.lr_scale
+        return scheduled.gamma_scale
 
     def _regularises(self) -> bool:
         return (self.r1_gamma > 0 or self.r2_gamma > 0) and self._d_updates % self.reg_every == 0

@@ -30,13 +30,14 @@ import contextlib
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import torch
 
 from fashiongen.atomic import reset_directory
-from fashiongen.config import Params
+from fashiongen.config import Params, TrainConfig, unused_params
 from fashiongen.data.batches import ImageSource, PreloadBudget, fit_batch_to_split
 from fashiongen.data.prepared import load_prepared
 from fashiongen.device import autocast_dtype
@@ -53,10 +54,10 @@ from fashiongen.gan.live import open_live
 from fashiongen.gan.monitor import FidMonitor
 from fashiongen.gan.outputs import TrainPaths, publish_logs
 from fashiongen.gan.run_lock import one_training
-from fashiongen.gan.run_identity import identity_digest, params_identity, run_identity
+from fashiongen.gan.run_identity import identity_defaults, identity_digest, recorded_params, run_identity, source_digest
 from fashiongen.gan.run_state import TrainingRun, resume_plan
 from fashiongen.gan.losses import make_loss
-from fashiongen.gan.schedules import make_schedule
+from fashiongen.gan.schedules import RunSchedule, make_schedule
 from fashiongen.gan.sampling import generate_uint8, noise
 from fashiongen.gan.trainer import STAT_NAMES, GANTrainer, make_adam
 from fashiongen.images import save_grid, to_model_range
@@ -73,12 +74,14 @@ ORDER_SEED_SALT = 0x5EED  # several processes: the shared permutation's seed dif
 def build_trainer(
     params: Params, channels: int, image_size: int, device: torch.device,
     num_classes: int = 0, encoding_dim: int = 0, encoder: str | None = None, conditions: Conditions | None = None,
+    total_steps: int = 0,
 ) -> tuple[GeneratorSpec, GANTrainer]:
     """The networks, optimisers and options of ``params``.
 
     ``num_classes``: the codes of the condition (classes, or clusters for ``cluster``); ``encoding_dim``/``encoder``
     for condition encoding; ``conditions``: the training conditions, for a kind that learns from them before
-    training (``cluster``: its clusters' shares).
+    training (``cluster``: its clusters' shares); ``total_steps``: the run's steps, the schedules' horizon
+    (0: none, the multipliers stay at their start).
     """
     cfg, model = params.train, params.model
     kind = kind_for(model.condition, labelled=num_classes > 0)  # the train stage resolves auto first (data.labelled)
@@ -96,7 +99,7 @@ def build_trainer(
     discriminator = build_discriminator(
         model.arch, model.d_width, channels, image_size,
         norm=model.resolved_d_norm(), spectral_norm=model.spectral_norm, dropout=model.d_dropout,
-        condition=kind, num_classes=num_classes, cond_dim=cond_dim, arch_options=model.arch_options(),
+        condition=kind.name, num_classes=num_classes, cond_dim=cond_dim, arch_options=model.arch_options(),
     ).to(device).to(memory_format=torch.channels_last)
     betas = (cfg.beta1, cfg.beta2)
     trainer = GANTrainer(
@@ -115,9 +118,8 @@ def build_trainer(
         r2_gamma=model.resolved_r2_gamma(),
         reg_every=model.reg_every,
         reg_chunk=cfg.resolved_reg_chunk(image_size),
-        schedule=make_schedule(cfg.schedule),
-        lr_end_ratio=cfg.lr_end_ratio,
-        gamma_end_ratio=cfg.gamma_end_ratio,
+        schedule=RunSchedule(make_schedule(cfg.schedule), cfg.lr_end_ratio, cfg.gamma_end_ratio,
+                             total_images=total_steps * cfg.batch_size, images_per_update=cfg.batch_size),
         augment=make_augment(cfg.augment),
         ema=GeneratorEMA(generator, cfg.ema_kimg, cfg.batch_size * cfg.d_steps, cfg.ema_rampup)
         if cfg.ema_kimg > 0 else None,
@@ -170,6 +172,7 @@ def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.de
     log.info("model.condition %s trains a %s model; %s: %s", params.model.condition, kind.name, paths.prepared, layout)
     # auto becomes the kind it trains, which the checkpoints' identity and the generator file record
     params = params.model_copy(update={"model": params.model.model_copy(update={"condition": kind.name})})
+    log_unused(params)
     check_data_fits(kind, data, paths.prepared)
     images = ImageSource(train_images, device, PreloadBudget.of(params.data))
     conditions = load_conditions(kind, data.split("train").labels, data.num_classes, paths.encodings, device,
@@ -177,9 +180,10 @@ def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.de
     spec, trainer = build_trainer(
         params, data.channels, data.image_size, device, num_classes=conditions.num_classes,
         encoding_dim=conditions.width, encoder=encoder_of(kind, paths.encodings), conditions=conditions,
+        total_steps=cfg.epochs * steps_per_epoch,
     )
-    trainer.total_updates = cfg.epochs * steps_per_epoch  # the schedules' horizon
-    run = TrainingRun(trainer, order_rng=trainer.rng, seed=cfg.seed)
+    run = TrainingRun(trainer, order_rng=trainer.rng, seed=cfg.seed,
+                      record={"params": params.model_dump(), "source": source_digest()})
     if ranks.enabled:
         # several processes: a shared permutation stream, and each rank its own noise
         run.order_rng = torch.Generator(device=device).manual_seed(cfg.seed ^ ORDER_SEED_SALT)
@@ -204,12 +208,13 @@ def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.de
             trainer.rng.manual_seed(ranks.seed(cfg.seed) + run.epoch)  # fresh per-rank noise after a resume
         distributed.broadcast_module(trainer.generator)
         distributed.broadcast_module(trainer.discriminator)
-    if ranks.is_main:
+    if ranks.is_main and run.epoch < cfg.epochs:
         log.info("training on %s%s: %d images (%s), %d steps/epoch, epochs %d..%d", device,
                  f" × {ranks.world_size} processes" if ranks.enabled else "", len(images),
                  "in memory" if images.in_memory else "read per batch from the memory-mapped file",
                  steps_per_epoch, run.epoch + 1, cfg.epochs)
-    train_epochs(run, paths, images, conditions, fid, store, identity, steps_per_epoch, cfg, ranks, device)
+    loop = TrainingLoop(run, cfg, paths, images, conditions, store, identity, steps_per_epoch, ranks, device, fid)
+    train_epochs(loop)
     distributed.barrier(ranks)
     if ranks.is_main:
         final = cpu_state(ready_sampler(trainer, conditions, cfg, device))
@@ -217,12 +222,20 @@ def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.de
     return run.last
 
 
+def log_unused(params: Params) -> None:
+    """Say which params this run does not use (``model.condition`` resolved): changing them changes nothing."""
+    unused = unused_params(params)
+    if unused:
+        log.info("params this %s run does not use (a change of them publishes the finished run again): %s",
+                 params.model.condition, ", ".join(f"{name} ({when} only)" for name, when in unused.items()))
+
+
 def plan_start(run: TrainingRun, store: CheckpointStore, identity: dict, cfg) -> str:
     """Load the newest checkpoint into ``run`` when :func:`resume_plan` says so; returns the action."""
     checkpoint = store.newest_readable()
     published = checkpoint is not None and store.is_published(identity_digest(checkpoint["identity"]), checkpoint["epoch"])
     action, reason = resume_plan(checkpoint, identity, cfg.epochs, resume=cfg.resume, extend=cfg.extend,
-                                 published=published, defaults=params_identity(Params()))
+                                 published=published, defaults=identity_defaults(), record=run.record)
     if action != "fresh":
         networks = {"generator": run.trainer.generator.state_dict(), "discriminator": run.trainer.discriminator.state_dict()}
         differences = shape_differences(checkpoint["trainer"], networks)
@@ -235,61 +248,96 @@ def plan_start(run: TrainingRun, store: CheckpointStore, identity: dict, cfg) ->
     return action
 
 
-def train_epochs(run: TrainingRun, paths: TrainPaths, images, conditions: Conditions, fid: FidMonitor | None,
-                 store: CheckpointStore, identity: dict, steps_per_epoch: int, cfg, ranks: Ranks, device) -> None:
+@dataclass
+class TrainingLoop:
+    """The training loop's state in one typed object: the run, its config and data, its counters, where it writes.
+
+    ``run`` holds what changes (networks, optimisers, random streams, the epoch
+    reached, the best generator); the rest is fixed for the run. The step
+    counters and the schedules' inputs derive from ``run.epoch`` and the
+    trainer's updates (:class:`~fashiongen.gan.schedules.RunSchedule`), never
+    from a second count.
+    """
+
+    run: TrainingRun
+    cfg: TrainConfig
+    paths: TrainPaths
+    images: torch.Tensor | ImageSource  # uint8 N×C×H×W training images on the device, or read per batch
+    conditions: Conditions
+    store: CheckpointStore
+    identity: dict  # the run's identity (:mod:`fashiongen.gan.run_identity`), saved in every checkpoint
+    steps_per_epoch: int
+    ranks: Ranks
+    device: torch.device
+    fid: FidMonitor | None = None  # rank 0 with train.eval_every > 0
+
+    @property
+    def total_steps(self) -> int:
+        """Steps (D updates) of the whole run."""
+        return self.cfg.epochs * self.steps_per_epoch
+
+    def global_step(self, epoch: int, step: int = 0) -> int:
+        """Steps done after ``step`` steps of ``epoch`` (1-based; ``step`` 0 = at its start)."""
+        return (epoch - 1) * self.steps_per_epoch + step
+
+    def checkpoint(self, epoch: int) -> dict:
+        """What a checkpoint at the end of ``epoch`` stores."""
+        return {"identity": self.identity, "global_step": self.global_step(epoch + 1), **self.run.state_dict()}
+
+
+def train_epochs(loop: TrainingLoop) -> None:
     """Epochs ``run.epoch + 1 .. train.epochs``: train, sample a grid, measure FID, log, checkpoint (rank 0)."""
+    run, cfg, paths, ranks, device = loop.run, loop.cfg, loop.paths, loop.ranks, loop.device
     if run.epoch >= cfg.epochs:
         return  # a finished run whose outputs are still to be published
-    fixed_z, fixed_cond = noise(GRID_SAMPLES, run.trainer.z_dim, cfg.seed), conditions.grid(GRID_SAMPLES)
+    fixed_z, fixed_cond = noise(GRID_SAMPLES, run.trainer.z_dim, cfg.seed), loop.conditions.grid(GRID_SAMPLES)
     # wall time of the whole training, across resumes: what `dvc exp show` compares budgets by
     wall_before, started = float(run.last.get("train_wall_s", 0.0)), time.perf_counter()
     live = open_live(paths.staging, (run.live_step, run.live_summary) if run.epoch else None) if ranks.is_main else None
-    bar = progress_bar(cfg.epochs * steps_per_epoch, "train", initial=run.epoch * steps_per_epoch,
-                       disable=not ranks.is_main)
+    bar = progress_bar(loop.total_steps, "train", initial=loop.global_step(run.epoch + 1), disable=not ranks.is_main)
     try:
         for epoch in range(run.epoch + 1, cfg.epochs + 1):
-            run.last = train_one_epoch(run.trainer, images, conditions, epoch, steps_per_epoch, cfg, live, bar, store,
-                                       run.order_rng, ranks)
+            run.last = train_one_epoch(loop, epoch, live, bar)
             run.epoch = epoch
             if not ranks.is_main:
                 continue
-            sampler = ready_sampler(run.trainer, conditions, cfg, device)
+            sampler = ready_sampler(run.trainer, loop.conditions, cfg, device)
             save_grid(paths.staging_samples / f"epoch_{epoch:04d}.png",
                       generate_uint8(sampler, fixed_z, GRID_SAMPLES, device, fixed_cond))
-            if fid is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
-                run.last["fid"] = fid.measure(sampler)
-                log.info("epoch %d: FID %.3f (%d samples)", epoch, run.last["fid"], len(fid.z))
+            if loop.fid is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+                run.last["fid"] = loop.fid.measure(sampler)
+                log.info("epoch %d: FID %.3f (%d samples)", epoch, run.last["fid"], len(loop.fid.z))
                 if run.last["fid"] < run.best_fid:
                     run.best = {"state_dict": cpu_state(sampler), "epoch": epoch, "fid": run.last["fid"]}
             run.last["train_wall_s"] = wall_before + time.perf_counter() - started
             log_stats(live, run.last, epoch=epoch)
             run.live_step, run.live_summary = live.step, dict(live.summary)
             bar.set_postfix({k: f"{run.last[k]:.3f}" for k in STAT_NAMES})
-            checkpoint = lambda: {"identity": identity, "global_step": epoch * steps_per_epoch, **run.state_dict()}  # noqa: E731
-            if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
-                store.save(checkpoint())
+            saved = epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs
+            if saved:
+                loop.store.save(loop.checkpoint(epoch))
             if epoch < cfg.epochs and cfg.resume:
-                restart_if_the_load_changed(store, checkpoint, epoch, saved=epoch % cfg.checkpoint_every == 0)
+                restart_if_the_load_changed(loop, epoch, saved)
     finally:
         bar.close()
         if live is not None:
             live.end()
 
 
-def restart_if_the_load_changed(store: CheckpointStore, checkpoint, epoch: int, saved: bool) -> None:
+def restart_if_the_load_changed(loop: TrainingLoop, epoch: int, saved: bool) -> None:
     """Restart this stage process with the other OpenMP wait policy when the machine's load asks for it.
 
     The machine turned from idle to shared or back for long enough
     (:func:`fashiongen.runtime.restart_wanted`): the epoch's checkpoint is
     saved (if it was not), and the process replaces itself with the same
     command, which resumes from it bit-identically (same thread count, same
-    state); ``checkpoint`` makes the checkpoint's dict. Returns where no restart is wanted.
+    state). Returns where no restart is wanted.
     """
     load = runtime.restart_wanted()
     if load is None:
         return
     if not saved:
-        store.save(checkpoint())
+        loop.store.save(loop.checkpoint(epoch))
     log.info("the machine's load changed (%s): restarting from the checkpoint of epoch %d with the other OpenMP "
              "wait policy (the run resumes on the same weights)", load.describe(), epoch)
     runtime.restart_with_other_policy()
@@ -304,7 +352,7 @@ def publish(run: TrainingRun, paths: TrainPaths, store: CheckpointStore, identit
     FID (the last one without in-training FID), and ``models/generator.pt``
     is the one ``train.select`` names: ``last`` or ``best``.
     """
-    epochs, resolved = params.train.epochs, params.model_dump()
+    epochs, resolved = params.train.epochs, recorded_params(params)
     last = {"state_dict": final, "epoch": epochs, "fid": run.last.get("fid")}
     best = run.best or last
     selected = best if params.train.select == "best" else last
@@ -323,27 +371,27 @@ def ready_sampler(trainer: GANTrainer, conditions: Conditions, cfg, device) -> t
     return trainer.sampler
 
 
-def train_one_epoch(
-    trainer, images, conditions, epoch, steps_per_epoch, cfg, live, bar, store, order_rng=None, ranks: Ranks = Ranks(),
-) -> dict[str, float]:
+def train_one_epoch(loop: TrainingLoop, epoch: int, live, bar) -> dict[str, float]:
     """One pass over a fresh permutation; returns the statistics of its last logging window.
 
-    ``live`` is None on ranks other than 0; the statistics are averaged over
-    the ranks, so a divergence stops every rank at the same step.
+    ``live`` (dvclive) is None on ranks other than 0; ``bar`` is the progress
+    bar. The statistics are averaged over the ranks, so a divergence stops
+    every rank at the same step.
     """
-    window = _StatWindow(images.device, ranks)
-    order_rng = order_rng if order_rng is not None else trainer.rng
-    for step, (real, cond) in enumerate(batches(images, cfg.batch_size, order_rng, conditions, ranks, steps_per_epoch)):
-        window.add(trainer.step(real, cond), len(real))
+    cfg, run, steps = loop.cfg, loop.run, loop.steps_per_epoch
+    window = _StatWindow(loop.images.device, loop.ranks)
+    drawn = batches(loop.images, cfg.batch_size, run.order_rng, loop.conditions, loop.ranks, steps)
+    for step, (real, cond) in enumerate(drawn):
+        window.add(run.trainer.step(real, cond), len(real))
         bar.update()
-        global_step = (epoch - 1) * steps_per_epoch + step + 1
+        global_step = loop.global_step(epoch, step + 1)
         # the epoch's last window is logged by the caller, together with the epoch's FID
-        if global_step % cfg.log_every == 0 and step < steps_per_epoch - 1:
-            stats = check_finite(window.flush(), global_step, store)
+        if global_step % cfg.log_every == 0 and step < steps - 1:
+            stats = check_finite(window.flush(), global_step, loop.store)
             if live is not None:
-                log_stats(live, stats, epoch=global_step / steps_per_epoch)
+                log_stats(live, stats, epoch=global_step / steps)
             bar.set_postfix({k: f"{stats[k]:.3f}" for k in STAT_NAMES})
-    return check_finite(window.flush(), epoch * steps_per_epoch, store)
+    return check_finite(window.flush(), loop.global_step(epoch + 1), loop.store)
 
 
 def check_finite(stats: dict[str, float], global_step: int, store: CheckpointStore) -> dict[str, float]:

@@ -1,25 +1,30 @@
-"""Conditional wrappers: a generator fed noise + a condition, a projection discriminator.
+"""How the networks take a condition: the wiring of every ``model.condition``.
 
-Which condition a network gets, and what turns it into inputs, is decided by
-its kind in :mod:`fashiongen.gan.conditions`; these modules only do the
-arithmetic:
+What a condition is comes from :data:`fashiongen.config.CONDITIONS` (no name is
+compared here); this module builds the networks' side of it:
 
-- :class:`ConditionalGenerator`: ``G(z, c) = base(z, embed(c))`` (a learned class
-  embedding for labels, the encoding itself for encodings), the base network
-  built for ``z_dim + width`` inputs;
-- :class:`ProjectionDiscriminator`: ``D(x, c) = head(h) + <P(c), sum_xy h>``,
-  the projection discriminator of Miyato & Koyama (2018), so it judges whether
-  an image fits the condition it is paired with.
+- :func:`wrap_generator`: ``G(z, c) = base(z, embed(c))`` through
+  :class:`ConditionalGenerator` (a learned embedding of ``model.embed_dim``
+  columns for class and cluster codes, the encoding itself for encodings), the
+  base network built for ``z_dim + width`` inputs; a condition the generator
+  draws itself (``cluster``) adds :class:`ClusterPriorGenerator` around it;
+- :func:`wrap_discriminator`: ``D(x, c) = head(h) + <P(c), sum_xy h>`` through
+  :class:`ProjectionDiscriminator`, the projection discriminator of Miyato &
+  Koyama (2018), so it judges whether an image fits its condition;
+- :func:`code_width` and :func:`extra_noise`: the input columns it adds.
 
 Both wrap a network from :mod:`fashiongen.models.factory` (whose discriminators
 expose ``features``, ``feature_channels`` and ``head``), so every architecture
-supports every condition.
+supports every condition. Which values a condition takes in training is
+:mod:`fashiongen.gan.conditions`'s.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from fashiongen.config import condition_traits
 
 
 class ConditionalGenerator(nn.Module):
@@ -109,3 +114,43 @@ class ClusterPriorGenerator(nn.Module):
         if c is None or c.numel() == 0:
             c = self.choose(z)
         return self.inner(z[:, :-CHOICE_BITS], c)
+
+
+def code_width(condition: str, embed_dim: int, encoding_dim: int) -> int:
+    """Columns the condition's code adds to the generator's input: ``embed_dim`` for a class code, ``encoding_dim``
+    for an encoding, 0 without a code. A :class:`~fashiongen.errors.ConfigError` for an unknown condition."""
+    traits = condition_traits(condition)
+    return embed_dim if traits.class_code else encoding_dim if traits.encoder else 0
+
+
+def extra_noise(condition: str) -> int:
+    """Noise columns the generator keeps for itself: :data:`CHOICE_BITS` when it draws its own cluster, else 0."""
+    return CHOICE_BITS if condition_traits(condition).self_drawn else 0
+
+
+def wrap_generator(condition: str, base: nn.Module, num_codes: int, width: int) -> nn.Module:
+    """``G(z, c)`` for ``condition`` from a base network called ``base(z, code)`` (``code``: B × ``width``).
+
+    ``num_codes``: the classes (or clusters) a class code indexes. Parameters are created in a fixed order
+    (base, then embedding), so a seed gives the same initial weights.
+    """
+    traits = condition_traits(condition)
+    if not traits.takes_code:
+        return base  # base(z, c) with an empty c
+    embedding = nn.Embedding(num_codes, width) if traits.class_code else None
+    generator = ConditionalGenerator(base, embedding)
+    return ClusterPriorGenerator(generator, num_codes) if traits.self_drawn else generator
+
+
+def wrap_discriminator(condition: str, base: nn.Module, num_codes: int, width: int) -> nn.Module:
+    """``D(x, c)`` for ``condition`` from a base discriminator with ``features``/``head``/``feature_channels``.
+
+    The projection ``P`` is an embedding of ``num_codes`` class codes, or a linear map of ``width``-wide
+    encodings; without a code the base is returned as it is.
+    """
+    traits = condition_traits(condition)
+    if not traits.takes_code:
+        return base
+    channels = base.feature_channels
+    project = nn.Embedding(num_codes, channels) if traits.class_code else nn.Linear(width, channels, bias=False)
+    return ProjectionDiscriminator(base, project)

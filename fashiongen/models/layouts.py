@@ -22,6 +22,7 @@ from typing import Any, Callable
 import torch
 
 from fashiongen.errors import CheckpointError
+from fashiongen.models.dcgan import resolution_plan
 
 # architecture -> the layout version today's code builds
 CURRENT: dict[str, int] = {"dcgan": 2, "upsample": 1, "resnet": 1}
@@ -35,8 +36,6 @@ def _dcgan_channels_first_to_channels_last(state: State, config: dict[str, Any])
     The Linear weight is (C·base·base, in); row ``(c·base + i)·base + j`` of
     layout 1 becomes row ``(i·base + j)·C + c`` of layout 2. Nothing else changed.
     """
-    from fashiongen.models.dcgan import resolution_plan
-
     base, _ = resolution_plan(int(config["image_size"]))
     prefix = "base." if "base.project.linear.weight" in state else ""
     key = f"{prefix}project.linear.weight"
