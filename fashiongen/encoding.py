@@ -31,7 +31,7 @@ from fashiongen.data.batches import Images, ImageSource, PreloadBudget, labelled
 from fashiongen.data.encodings import META_NAME, encodings_file
 from fashiongen.data.prepared import load_prepared
 from fashiongen.device import resolve_device
-from fashiongen.errors import CheckpointError, ConfigError, DataError
+from fashiongen.errors import CheckpointError, ConfigError
 from fashiongen.metrics.features import extract
 from fashiongen.model_files import ENCODER, read_model_file, save_model_file, state_dict_digest
 from fashiongen.models.encoder import IMAGENET_FILES, IMAGENET_URL, Encoder, normalise_encodings

@@ -41,7 +41,7 @@ from fashiongen.analysis.inspection import (
 )
 from fashiongen.atomic import staged_files, write_json
 from fashiongen.config import EvaluateConfig
-from fashiongen.data.batches import Images, ImageSource, Joined, Subset, bounded_batch
+from fashiongen.data.batches import Images, Subset, bounded_batch
 from fashiongen.data.prepared import PreparedData, load_prepared
 from fashiongen.device import resolve_device
 from fashiongen.gan.artifact import GeneratorSpec, load_generator
@@ -50,14 +50,14 @@ from fashiongen.gan.sampling import noise, sample_features
 from fashiongen.images import save_grid
 from fashiongen.metrics.features import LoadedEvaluator, extract, load_evaluator
 from fashiongen.metrics.inception import InceptionFeatures, resolve_weights
-from fashiongen.metrics.scores import frechet_distance, inception_score, kernel_distance, precision_recall
+from fashiongen.metrics.real_draw import SPLITS, draw_real
+from fashiongen.metrics.scores import measure_set
 from fashiongen.metrics.table import floors
-from fashiongen.real_set import TEST, RealSet, plan_real_set
+from fashiongen.real_set import plan_real_set
 
 log = logging.getLogger(__name__)
 
 GRID_SAMPLES = 64
-SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True)
@@ -68,13 +68,6 @@ class EvaluatePaths:
     metrics: Path  # results/evaluate/metrics.json; the analyses' files go beside it
     samples: Path  # in the same folder as ``metrics`` (the stage's outputs move in together)
     encodings: Path = Path("data/encodings")  # read only for generators with condition encoding
-
-
-def pick(n_total: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` distinct sorted indices out of ``n_total`` (all of them when ``n == n_total``)."""
-    if n == n_total:
-        return np.arange(n_total)
-    return np.sort(rng.choice(n_total, size=n, replace=False))
 
 
 @dataclass(frozen=True)
@@ -137,60 +130,6 @@ def split_conditions(
         split: kind.values(data.split(split).labels, data.num_classes, encodings_dir, split, encoder_id=spec.encoder)
         for split in splits
     }
-
-
-@dataclass(frozen=True)
-class RealDraw:
-    """The real images of one evaluation (see :mod:`fashiongen.real_set`).
-
-    ``images`` (R uint8 C×H×W rows, a view read per batch:
-    :mod:`fashiongen.data.batches`), their ``labels`` (R) and ``conditions`` (R
-    rows; R×0 for an unconditional generator) are the reference the samples are scored against. The floor pairs
-    them with ``floor_images``, training images standing in for a perfect
-    generator's samples (real set ``test``), or, when that is None, pairs the
-    reference rows ``halves[0]`` with the rows ``halves[1]`` (``full``).
-    """
-
-    images: Images
-    labels: np.ndarray
-    conditions: torch.Tensor
-    held_out: np.ndarray  # bool R: the reference rows from the test split (never trained on)
-    floor_images: Images | None = None
-    floor_index: np.ndarray | None = None  # the training indices of ``floor_images``
-    halves: tuple[np.ndarray, np.ndarray] | None = None
-
-    def floor_features(self, real_feats: torch.Tensor, extract: Callable) -> tuple[torch.Tensor, torch.Tensor]:
-        """(real side, stand-in side) of the floor, given the reference's features and the feature extractor."""
-        if self.floor_images is not None:
-            return real_feats, extract(self.floor_images)[0]
-        return real_feats[self.halves[0]], real_feats[self.halves[1]]
-
-
-def draw_real(real_set: RealSet, data: PreparedData, conditions: dict[str, torch.Tensor], seed: int) -> RealDraw:
-    """Pick the reference and floor images of ``real_set`` with a generator seeded by ``seed``.
-
-    ``conditions``: one row per image of each split (:func:`split_conditions`).
-    The images stay in their files: the draw holds their indices.
-    """
-    rng = np.random.default_rng(seed)
-    splits = {name: data.split(name) for name in SPLITS}
-    train, test = (ImageSource(splits[name].images) for name in SPLITS)  # read per batch, never preloaded
-    labels = {name: np.asarray(splits[name].labels) for name in SPLITS}
-    if real_set.name == TEST:
-        index = pick(len(test), real_set.count, rng)
-        cond = conditions["test"][torch.as_tensor(index)]
-        floor_index = pick(len(train), real_set.floor_count, rng)
-        return RealDraw(Subset(test, index), labels["test"][index], cond, np.ones(len(index), dtype=bool),
-                        floor_images=Subset(train, floor_index), floor_index=floor_index)
-    index = pick(len(train) + len(test), real_set.count, rng)
-    from_train, from_test = index[index < len(train)], index[index >= len(train)] - len(train)
-    cond = torch.cat([conditions["train"][torch.as_tensor(from_train)], conditions["test"][torch.as_tensor(from_test)]])
-    order, half = rng.permutation(real_set.count), real_set.floor_count
-    return RealDraw(
-        Joined((Subset(train, from_train), Subset(test, from_test))),
-        np.concatenate([labels["train"][from_train], labels["test"][from_test]]),
-        cond, np.arange(real_set.count) >= len(from_train), halves=(np.sort(order[:half]), np.sort(order[half : 2 * half])),
-    )
 
 
 def score_generator(
@@ -264,9 +203,10 @@ def score_generator(
                                          batch)
     if inspect is not None:
         known = (real.floor_index, floor_other) if real.floor_index is not None else (np.empty(0, dtype=np.int64), None)
-        metrics.update(inspect(Scored(module, z, cond, source, real, (real_feats, real_logits),
-                                      (fake_feats, fake_logits), in_evaluator, known, space.extract, features,
-                                      in_evaluator_space, metrics, batch)))
+        metrics.update(inspect(Scored(
+            module=module, z=z, cond=cond, source=source, real=real, reference=(real_feats, real_logits),
+            fake=(fake_feats, fake_logits), fake_in_evaluator=in_evaluator, train=known, space=space.extract,
+            evaluator=features, in_evaluator_space=in_evaluator_space, metrics=metrics, batch_size=batch)))
     return metrics, grid
 
 
@@ -308,17 +248,6 @@ def diversity(module, z_dim, conditions, labels, cfg: EvaluateConfig, images: Im
 
 
 def score(real_feats: torch.Tensor, feats: torch.Tensor, logits: torch.Tensor, cfg: EvaluateConfig) -> dict:
-    """FID, KID, IS and precision/recall of one image set (``feats``, IS from ``logits``) against ``real_feats``."""
-    kid_mean, kid_std = kernel_distance(real_feats, feats, cfg.kid_subsets, cfg.kid_subset_size, cfg.seed)
-    is_mean, is_std = inception_score(logits, cfg.is_splits, cfg.seed)
-    # on sets of equal size (k-NN radii shrink as a set grows): the first len(real_feats) of feats
-    precision, recall = precision_recall(real_feats, feats[: len(real_feats)], cfg.pr_neighbours)
-    return {
-        "fid": frechet_distance(real_feats, feats),
-        "kid_mean": kid_mean,
-        "kid_std": kid_std,
-        "is_mean": is_mean,
-        "is_std": is_std,
-        "precision": precision,
-        "recall": recall,
-    }
+    """The set metrics of :data:`fashiongen.metrics.table.METRICS` (FID, KID, IS, precision/recall) of one image set
+    (``feats``, IS from ``logits``) against ``real_feats``: :func:`fashiongen.metrics.scores.measure_set`."""
+    return measure_set(real_feats, feats, logits, cfg)

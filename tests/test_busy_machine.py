@@ -151,7 +151,7 @@ def test_the_policy_follows_the_load_at_start_and_the_log_says_why(before_torch,
         settings = configure_compute()
     assert settings.policy == policy and os.environ.get("OMP_WAIT_POLICY") == omp
     assert os.environ[runtime.POLICY_ENV] == policy
-    assert f"compute: 2 threads (the 2 cores this process may use); waiting OpenMP threads" in caplog.text
+    assert "compute: 2 threads (the 2 cores this process may use); waiting OpenMP threads" in caplog.text
     assert f"other processes used {others:.2f} cores" in caplog.text
 
 

@@ -6,15 +6,16 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import make_evaluator, make_prepared
 from torch import nn
 
 from fashiongen.analysis.memorisation import memorisation_distance, mifid, nearest_neighbours
 from fashiongen.config import EvaluateConfig
 from fashiongen.data.prepared import load_prepared
-from fashiongen.evaluation import EvaluatePaths, evaluate, pick
+from fashiongen.evaluation import EvaluatePaths, evaluate
 from fashiongen.gan.artifact import GeneratorSpec
 from fashiongen.images import to_model_range
-from helpers import make_evaluator, make_prepared
+from fashiongen.metrics.real_draw import pick
 
 N = 400  # samples and real images: the copy rate of held-out reals is within ~3 sd (0.046) of its reference
 
@@ -119,8 +120,10 @@ def test_training_features_reuse_the_floors_and_extract_the_rest_in_place():
 
     known = np.array([3, 7, 8, 20])
     calls = []
-    scored = Scored(None, None, None, None, None, None, None, None, (known, extract(images[known])[0]), None,
-                    lambda batch: calls.append(len(batch)) or extract(batch), True, {})
+    scored = Scored(module=None, z=None, cond=None, source=None, real=None, reference=None, fake=None,
+                    fake_in_evaluator=None, train=(known, extract(images[known])[0]), space=None,
+                    evaluator=lambda batch: calls.append(len(batch)) or extract(batch), in_evaluator_space=True,
+                    metrics={})
     torch.testing.assert_close(training_features(scored, ImageSource(images)), extract(images)[0])
     assert calls == [46]  # only the images the floor did not measure
 

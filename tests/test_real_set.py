@@ -7,15 +7,16 @@ import hashlib
 import numpy as np
 import pytest
 import torch
+from helpers import make_evaluator, make_prepared
 
 from fashiongen.config import parse_params
 from fashiongen.data.folder import Entry, Manifest, is_test
 from fashiongen.data.requirements import dataset_problems, require_trainable_manifest
 from fashiongen.errors import DataError
-from fashiongen.evaluation import draw_real, pick, score_generator
+from fashiongen.evaluation import score_generator
 from fashiongen.gan.sampling import sample_uint8
+from fashiongen.metrics.real_draw import draw_real, pick
 from fashiongen.real_set import choose_real_set, plan_real_set
-from helpers import make_evaluator, make_prepared
 
 DEFAULTS = parse_params({})
 
@@ -196,8 +197,9 @@ def preprocess_over_a_previous_output(tmp_path, photos, extra_data_params: str =
     import subprocess
     import sys
 
-    from fashiongen.data.folder import scan_folder, write_manifest
     from helpers import REPO_ROOT
+
+    from fashiongen.data.folder import scan_folder, write_manifest
 
     write_manifest(tmp_path / "data/raw", scan_folder(photos))
     (tmp_path / "data/prepared").mkdir()

@@ -65,3 +65,26 @@ def test_precision_recall_with_precomputed_real_radii_is_the_same():
     generator = torch.Generator().manual_seed(0)
     real, fake = torch.randn(300, 5, generator=generator), torch.randn(200, 5, generator=generator) + 0.5
     assert precision_recall(real, fake, 3, knn_radii(real, 3)) == precision_recall(real, fake, 3)
+
+
+def test_every_set_metric_of_the_table_is_measured_by_its_declared_function():
+    """The metric table declares how each metric is measured; measure_set runs exactly the set metrics."""
+    from fashiongen.config import EvaluateConfig
+    from fashiongen.metrics import scores
+    from fashiongen.metrics.table import METRICS
+
+    generator = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(60, 8, generator=generator), torch.randn(80, 8, generator=generator) + 0.5
+    logits = torch.randn(80, 5, generator=generator)
+    cfg = EvaluateConfig(kid_subsets=5, kid_subset_size=20, is_splits=2)
+    measured = scores.measure_set(real, fake, logits, cfg)
+    for metric in METRICS:
+        if metric.measured_by == "set":
+            assert callable(getattr(scores, metric.score)), metric.key
+            assert metric.key in getattr(scores, metric.score)(real, fake, logits, cfg), metric.key
+            assert metric.key in measured
+        else:
+            assert metric.score is None and metric.key not in measured, metric.key
+    assert set(measured) == {"fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall"}
+    assert measured["fid"] == scores.frechet_distance(real, fake)
+    assert (measured["precision"], measured["recall"]) == scores.precision_recall(real, fake[:60], cfg.pr_neighbours)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +34,11 @@ from fashiongen.analysis.per_class import intra_class_fid, per_class_metrics, pe
 from fashiongen.analysis.truncation import truncated_noise
 from fashiongen.atomic import atomic_write
 from fashiongen.config import EvaluateConfig
-from fashiongen.data.prepared import PreparedData
 from fashiongen.data.batches import Images, ImageSource, Subset
+from fashiongen.data.prepared import PreparedData
 from fashiongen.gan.sampling import generate_uint8, redraw, sample_features
 from fashiongen.images import save_grid
+from fashiongen.metrics.real_draw import RealDraw
 from fashiongen.metrics.scores import frechet_distance, knn_radii, precision_recall
 
 log = logging.getLogger(__name__)
@@ -58,15 +58,18 @@ OUTPUTS = {
 Extract = Callable[[np.ndarray | torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Scored:
-    """What the evaluate stage sampled and measured: N samples and the R real reference images beside them."""
+    """What the evaluate stage sampled and measured: N samples and the R real reference images beside them.
+
+    Features are float32 (rows × D), logits float32 (rows × classes), on the CPU.
+    """
 
     module: torch.nn.Module
     z: torch.Tensor  # float32 N×z_dim: sample i is G(z[i], cond[i]) (noise(N, z_dim, seed)), never held as images
     cond: torch.Tensor  # the condition of each sample (that of reference image source[i]; N×0 for none)
     source: np.ndarray  # int N: the reference image each sample was conditioned like
-    real: Any  # fashiongen.evaluation.RealDraw: the reference images, labels and held-out mask
+    real: RealDraw  # the reference images, labels and held-out mask
     reference: tuple[torch.Tensor, torch.Tensor]  # the reference's (features, logits) in the scoring space
     fake: tuple[torch.Tensor, torch.Tensor]  # the samples' (features, logits) in the scoring space
     fake_in_evaluator: tuple[torch.Tensor, torch.Tensor] | None  # the same in the evaluator's space (= fake when shared)

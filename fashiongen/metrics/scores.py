@@ -13,12 +13,19 @@ of some sample.
 
 Metrics that subsample (KID subsets, IS splits) draw from a seeded, private
 RNG, so the same features always give the same numbers.
+
+The set metrics of :data:`fashiongen.metrics.table.METRICS` are measured by
+the ``*_score`` functions here, each named in the table; :func:`measure_set`
+runs them all.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from fashiongen.config import EvaluateConfig
+from fashiongen.metrics.table import SET_SCORES
 
 _DISTANCE_CHUNK = 2048
 
@@ -116,3 +123,40 @@ def precision_recall(
     precision = _inside_any_ball(fake, real, real_radii).float().mean()
     recall = _inside_any_ball(real, fake, _knn_radii(fake, k)).float().mean()
     return float(precision), float(recall)
+
+
+def fid_score(real: torch.Tensor, fake: torch.Tensor, logits: torch.Tensor, cfg: EvaluateConfig) -> dict[str, float]:
+    """``fid``: Fréchet distance of the two feature sets (Heusel et al. 2017; torchmetrics)."""
+    return {"fid": frechet_distance(real, fake)}
+
+
+def kid_score(real: torch.Tensor, fake: torch.Tensor, logits: torch.Tensor, cfg: EvaluateConfig) -> dict[str, float]:
+    """``kid_mean``, ``kid_std``: KID over ``evaluate.kid_subsets`` subsets (Bińkowski et al. 2018; torchmetrics)."""
+    mean, std = kernel_distance(real, fake, cfg.kid_subsets, cfg.kid_subset_size, cfg.seed)
+    return {"kid_mean": mean, "kid_std": std}
+
+
+def is_score(real: torch.Tensor, fake: torch.Tensor, logits: torch.Tensor, cfg: EvaluateConfig) -> dict[str, float]:
+    """``is_mean``, ``is_std``: Inception Score of the set's logits over ``evaluate.is_splits`` splits (torchmetrics)."""
+    mean, std = inception_score(logits, cfg.is_splits, cfg.seed)
+    return {"is_mean": mean, "is_std": std}
+
+
+def precision_recall_score(real: torch.Tensor, fake: torch.Tensor, logits: torch.Tensor,
+                           cfg: EvaluateConfig) -> dict[str, float]:
+    """``precision``, ``recall`` with ``evaluate.pr_neighbours``-NN balls, on sets of equal size (k-NN radii
+    shrink as a set grows): the first ``len(real)`` of ``fake``."""
+    precision, recall = precision_recall(real, fake[: len(real)], cfg.pr_neighbours)
+    return {"precision": precision, "recall": recall}
+
+
+def measure_set(real: torch.Tensor, fake: torch.Tensor, logits: torch.Tensor, cfg: EvaluateConfig) -> dict[str, float]:
+    """Every set metric of the table for one image set against the real reference.
+
+    ``real``: float32 R × D reference features; ``fake``: float32 N × D features of the set (N ≥ R); ``logits``:
+    its N × classes logits (for IS). Returns ``{"fid": ..., "kid_mean": ..., "kid_std": ..., ...}``.
+    """
+    measured: dict[str, float] = {}
+    for name in SET_SCORES:
+        measured.update(globals()[name](real, fake, logits, cfg))
+    return measured
