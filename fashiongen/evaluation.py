@@ -1,4 +1,4 @@
-"""The evaluate stage: score a trained generator against real images.
+"""Scoring a generator against real images (what the evaluate stage, :mod:`fashiongen.pipeline.evaluate`, runs).
 
 N generated images are compared with real images in the evaluator's feature
 space: N held-out test images, or, when a split holds fewer than N (a small
@@ -36,19 +36,15 @@ import numpy as np
 import torch
 
 from fashiongen.analysis.inspection import (
-    Scored,
-    inspect_generator,  # memorisation, per class, truncation, walks
+    Scored,  # memorisation, per class, truncation, walks
 )
-from fashiongen.atomic import staged_files, write_json
 from fashiongen.config import EvaluateConfig
 from fashiongen.data.batches import Images, Subset, bounded_batch
-from fashiongen.data.prepared import PreparedData, load_prepared
-from fashiongen.device import resolve_device
-from fashiongen.gan.artifact import GeneratorSpec, load_generator
+from fashiongen.data.prepared import PreparedData
+from fashiongen.gan.artifact import GeneratorSpec
 from fashiongen.gan.conditions import condition_kind
 from fashiongen.gan.sampling import noise, sample_features
-from fashiongen.images import save_grid
-from fashiongen.metrics.features import LoadedEvaluator, extract, load_evaluator
+from fashiongen.metrics.features import LoadedEvaluator, extract
 from fashiongen.metrics.inception import InceptionFeatures, resolve_weights
 from fashiongen.metrics.real_draw import SPLITS, draw_real
 from fashiongen.metrics.scores import measure_set
@@ -58,16 +54,6 @@ from fashiongen.real_set import plan_real_set
 log = logging.getLogger(__name__)
 
 GRID_SAMPLES = 64
-
-
-@dataclass(frozen=True)
-class EvaluatePaths:
-    prepared: Path
-    evaluator: Path
-    generator: Path
-    metrics: Path  # results/evaluate/metrics.json; the analyses' files go beside it
-    samples: Path  # in the same folder as ``metrics`` (the stage's outputs move in together)
-    encodings: Path = Path("data/encodings")  # read only for generators with condition encoding
 
 
 @dataclass(frozen=True)
@@ -87,33 +73,6 @@ def inception_space(cfg: EvaluateConfig, device) -> FeatureSpace:
     """The FID Inception-V3 (``evaluate.features: inception``); a clear error when its weights are missing."""
     inception = InceptionFeatures(resolve_weights(cfg.inception_weights), device)
     return FeatureSpace(inception.id, inception.recipe, lambda images: inception.extract(images, cfg.batch_size))
-
-
-def evaluate(cfg: EvaluateConfig, paths: EvaluatePaths, device_name: str = "auto") -> dict:
-    """Sample, score against the real set and its real-vs-real floor, write the metrics."""
-    data = load_prepared(paths.prepared)
-    split_sizes = len(data.split("train")), len(data.split("test"))
-    plan_real_set(*split_sizes, cfg.num_samples, cfg.pr_neighbours)  # first: a set too small fails in seconds
-    device = resolve_device(device_name)
-    space = inception_space(cfg, device) if cfg.features == "inception" else None  # missing weights fail fast
-    evaluator = load_evaluator(paths.evaluator, device)
-    generator = load_generator(paths.generator, device)
-    conditions = split_conditions(generator.spec, data, paths.encodings)
-
-    # every file of the stage is written beside the old ones and moved in at the end: a failure changes none
-    if paths.samples.parent != paths.metrics.parent:
-        raise ValueError(f"EvaluatePaths: {paths.samples} must sit in the folder of {paths.metrics}")
-    with staged_files(paths.metrics.parent) as staging:
-        metrics, grid = score_generator(
-            generator.module, generator.spec.z_dim, cfg, data, evaluator, device, conditions, space,
-            inspect=lambda scored: inspect_generator(cfg, data, scored, staging, device),
-        )
-        write_json(staging / paths.metrics.name, metrics)
-        save_grid(staging / paths.samples.name, grid)
-    log.info("FID %.3f (floor %.3f), KID %.5f, IS %.3f; %d samples against the %s real set of %d images",
-             metrics["fid"], metrics["fid_floor"], metrics["kid_mean"], metrics["is_mean"], metrics["num_samples"],
-             metrics["real_set"], metrics["real_count"])
-    return metrics
 
 
 def test_conditions(spec: GeneratorSpec, data: PreparedData, encodings_dir: Path) -> torch.Tensor:

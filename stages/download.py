@@ -8,11 +8,9 @@ from fashiongen.stage import run_stage  # noqa: E402
 
 
 def main(params):
-    from fashiongen.data.requirements import require_trainable_manifest
-    from fashiongen.data.sources import fetch_raw
+    from fashiongen.pipeline.download import download  # imported once params.yaml has been read (start-up)
 
-    # a folder that cannot be trained on and scored is refused here, in seconds, not in `evaluate`
-    fetch_raw(params.data, Path("data/raw"), check=lambda manifest: require_trainable_manifest(manifest, params))
+    download(params, Path("data/raw"))
 
 
 if __name__ == "__main__":

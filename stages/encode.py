@@ -8,7 +8,7 @@ from fashiongen.stage import run_stage  # noqa: E402
 
 
 def main(params):
-    from fashiongen.encoding import encode_dataset
+    from fashiongen.pipeline.encode import encode_dataset  # imported once params.yaml has been read (start-up)
 
     encode_dataset(params, Path("data/prepared"), Path("models/encoder.pt"), Path("data/encodings"))
 

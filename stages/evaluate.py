@@ -8,7 +8,7 @@ from fashiongen.stage import run_stage  # noqa: E402
 
 
 def main(params):
-    from fashiongen.evaluation import EvaluatePaths, evaluate
+    from fashiongen.pipeline.evaluate import EvaluatePaths, evaluate  # imported once params.yaml has been read
 
     evaluate(
         params.evaluate,

@@ -8,12 +8,9 @@ from fashiongen.stage import run_stage  # noqa: E402
 
 
 def main(params):
-    from fashiongen.data.requirements import require_trainable_prepared, require_trainable_raw
-    from fashiongen.data.sources import prepare
+    from fashiongen.pipeline.preprocess import preprocess  # imported once params.yaml has been read (start-up)
 
-    require_trainable_raw(Path("data/raw"), params)  # under this stage's params, before anything is written
-    # the images that decoded, checked before they replace data/prepared
-    prepare(params.data, Path("data/raw"), Path("data/prepared"), check=lambda staged: require_trainable_prepared(staged, params))
+    preprocess(params, Path("data/raw"), Path("data/prepared"))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from fashiongen.stage import run_stage  # noqa: E402
 
 
 def main(params):
-    from fashiongen.gan.training import TrainPaths, train_gan
+    from fashiongen.pipeline.train import TrainPaths, train_gan  # imported once params.yaml has been read (start-up)
 
     train_gan(
         params,

@@ -8,7 +8,7 @@ from fashiongen.stage import run_stage  # noqa: E402
 
 
 def main(params):
-    from fashiongen.encoding import train_encoder
+    from fashiongen.pipeline.train_encoder import train_encoder  # imported once params.yaml has been read (start-up)
 
     train_encoder(params, Path("data/prepared"), Path("models/encoder.pt"), Path("results/encoder/metrics.json"))
 

@@ -8,7 +8,7 @@ from fashiongen.stage import run_stage  # noqa: E402
 
 
 def main(params):
-    from fashiongen.evaluator_training import train_evaluator
+    from fashiongen.pipeline.train_evaluator import train_evaluator  # imported once params.yaml has been read
 
     train_evaluator(
         params.evaluator,

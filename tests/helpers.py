@@ -85,7 +85,7 @@ def make_prepared(root: Path, n_train: int = 192, n_test: int = 128) -> None:
 
 def paths(root: Path, name: str = "run"):
     """The train stage's paths for a run kept under ``root/name``."""
-    from fashiongen.gan.training import TrainPaths
+    from fashiongen.pipeline.train import TrainPaths
 
     return TrainPaths(
         prepared=root / "prepared",
@@ -103,8 +103,8 @@ def train_and_evaluate(root: Path, params, name: str):
     import json
     import os
 
-    from fashiongen.evaluation import EvaluatePaths, evaluate
-    from fashiongen.gan.training import train_gan
+    from fashiongen.pipeline.evaluate import EvaluatePaths, evaluate
+    from fashiongen.pipeline.train import train_gan
 
     run = paths(root, name)
     cwd = os.getcwd()
@@ -326,9 +326,10 @@ def fake_results_repo(root: Path, run_pipeline: bool = True) -> Path:
     run(["git", "commit", "-qm", "pipeline"], root)
     return root
 
-def readme_block(heading: str) -> str:
-    """The first ```bash block after ``heading`` in README.md (tests run the commands the README gives)."""
-    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+def doc_block(page: str, heading: str) -> str:
+    """The first ```bash block after ``heading`` in ``page`` (relative to the repository root, e.g.
+    "docs/troubleshooting.md"): tests run the commands the documentation gives."""
+    text = (REPO_ROOT / page).read_text(encoding="utf-8")
     section = text[text.index(heading):]
     start = section.index("```bash\n") + len("```bash\n")
     return section[start:section.index("\n```", start)]

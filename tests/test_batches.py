@@ -125,7 +125,7 @@ def state(path) -> dict:
 @pytest.mark.parametrize("task", ["labelled", "unlabelled"])
 def test_the_evaluator_is_the_same_whether_its_images_are_preloaded_or_read_per_batch(prepared, tmp_path, task):
     from fashiongen.config import parse_params
-    from fashiongen.evaluator_training import train_evaluator
+    from fashiongen.pipeline.train_evaluator import train_evaluator
 
     params = parse_params({"evaluator": {"epochs": 1, "batch_size": 32, "width": 8, "feature_dim": 16}})
     results = {}
@@ -142,7 +142,8 @@ def test_the_evaluator_is_the_same_whether_its_images_are_preloaded_or_read_per_
 
 def test_the_encoder_and_the_encodings_are_the_same_whatever_the_preload(prepared, tmp_path):
     from fashiongen.config import parse_params
-    from fashiongen.encoding import encode_dataset, train_encoder
+    from fashiongen.pipeline.encode import encode_dataset
+    from fashiongen.pipeline.train_encoder import train_encoder
 
     results = {}
     for gb in (2.0, 0.0):
@@ -162,7 +163,7 @@ def test_the_rotation_recipe_hashes_what_the_four_copies_hashed(prepared):
     from fashiongen.config import EvaluatorConfig
     from fashiongen.data.batches import Labelled, PreloadBudget, labelled_split
     from fashiongen.data.prepared import load_prepared
-    from fashiongen.evaluator_training import evaluator_recipe, rotation_task
+    from fashiongen.pipeline.train_evaluator import evaluator_recipe, rotation_task
 
     data = load_prepared(prepared / "unlabelled")
     cfg, config = EvaluatorConfig(), {"network": 1}

@@ -209,7 +209,7 @@ TRAIN_STAGE = textwrap.dedent("""
     from fashiongen.stage import run_stage
 
     def main(params):
-        from fashiongen.gan.training import TrainPaths, train_gan
+        from fashiongen.pipeline.train import TrainPaths, train_gan
         root = Path(".")
         train_gan(params, TrainPaths(prepared=root / "prepared", encodings=root / "encodings",
                                      evaluator=root / "evaluator.pt", generator=root / sys.argv[1] / "generator.pt",

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from fashiongen.cli import main
-from helpers import make_photo_folder, readme_block
+from helpers import doc_block, make_photo_folder
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def test_links_to_nothing_make_the_check_fail_and_the_readme_commands_remove_the
     status, out, _ = check([folder], capsys, tmp_path, monkeypatch)
     assert status == 2 and "  shoes/gone.jpg: is a symbolic link to nothing (its target is missing)" in out
     assert "problem: 1 symbolic link(s) point nowhere (shoes/gone.jpg): DVC stops while hashing the folder" in out
-    listing, delete = readme_block("### Links to nothing").replace("PHOTOS", str(folder)).split("\n\n")
+    listing, delete = doc_block("docs/troubleshooting.md", "## Links to nothing").replace("PHOTOS", str(folder)).split("\n\n")
     found = subprocess.run(["bash", "-c", listing], capture_output=True, text=True).stdout
     assert found.splitlines() == [str(folder / "shoes" / "gone.jpg")]
     subprocess.run(["bash", "-c", delete], capture_output=True)
@@ -182,4 +182,4 @@ def test_an_entry_that_cannot_be_read_fails_the_check_as_it_would_fail_dvc(photo
     assert "  shoes/shoe_1.jpg: cannot be read (Permission denied)" in out
     assert ("problem: 1 entry cannot be read (shoes/shoe_1.jpg): DVC stops while hashing the folder; give yourself "
             "read access") in out
-    assert "find PHOTOS ! -readable" in readme_block("### Files you cannot read")
+    assert "find PHOTOS ! -readable" in doc_block("docs/troubleshooting.md", "## Files you cannot read")

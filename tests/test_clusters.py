@@ -185,7 +185,7 @@ def test_the_default_condition_trains_what_the_data_allows_and_the_generator_rec
                                                                                           trained_as):
     import os
 
-    from fashiongen.gan.training import train_gan
+    from fashiongen.pipeline.train import train_gan
     from helpers import paths, tiny_train_params
 
     make_prepared(tmp_path / "prepared")

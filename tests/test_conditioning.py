@@ -14,7 +14,9 @@ from PIL import Image
 
 from fashiongen.config import parse_params
 from fashiongen.data.image_files import load_image, match_background
-from fashiongen.encoding import encode_dataset, load_encoder, train_encoder
+from fashiongen.encoding import load_encoder
+from fashiongen.pipeline.encode import encode_dataset
+from fashiongen.pipeline.train_encoder import train_encoder
 from fashiongen.errors import ConfigError, DataError
 from fashiongen.evaluation import class_consistency, diversity, mean_pairwise_distance
 from fashiongen.gan.artifact import load_generator
@@ -200,7 +202,7 @@ def test_imagenet_weights_missing_from_the_cache_name_the_file(tmp_path, monkeyp
 def test_imagenet_weights_in_the_cache_are_the_starting_point(tmp_path, monkeypatch):
     import torchvision
 
-    from fashiongen.encoding import load_imagenet_backbone
+    from fashiongen.pipeline.train_encoder import load_imagenet_backbone
     from fashiongen.models.encoder import Encoder
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))

@@ -186,7 +186,7 @@ def test_meta_records_the_skipped_files(photos, tmp_path):
 
 def test_encoding_condition_on_an_unlabelled_folder_is_refused_with_the_reason(tmp_path):
     from fashiongen.atomic import save_npy, write_json
-    from fashiongen.encoding import train_encoder
+    from fashiongen.pipeline.train_encoder import train_encoder
 
     prepared = tmp_path / "prepared"
     for split in ("train", "test"):

@@ -29,7 +29,7 @@ from fashiongen.data.folder import (
 from fashiongen.data.image_files import read_image
 from fashiongen.errors import ConfigError, DataError
 from fashiongen.generation import resolve_label, user_image
-from helpers import REPO_ROOT, readme_block
+from helpers import REPO_ROOT, doc_block
 
 WHITE, BLUE = (255, 255, 255), (0, 0, 255)
 PALETTE = [0, 0, 0, 10, 20, 30, 40, 50, 60, 200, 100, 50]
@@ -451,7 +451,7 @@ def test_the_readme_commands_find_and_rename_names_that_are_not_utf8(tmp_path):
     for name in (b"/a/caf\xe9.png", b"/r\xf6cke/\x93quoted\x94.png", b"/a/fine.png"):
         with open(os.fsencode(root) + name, "wb") as handle:
             handle.write(png_bytes())
-    script = readme_block("### Names that are not UTF-8").replace("PHOTOS", str(root))
+    script = doc_block("docs/troubleshooting.md", "## Names that are not UTF-8").replace("PHOTOS", str(root))
     found = subprocess.run(["bash", "-c", script.split("\n\n")[0]], capture_output=True, check=True).stdout
     assert found.count(b"\n") == 3 and b"fine.png" not in found  # caf\xe9.png, r\xf6cke, r\xf6cke/\x93quoted\x94.png
     subprocess.run(["bash", "-c", script], capture_output=True, check=True)

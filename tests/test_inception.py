@@ -16,7 +16,7 @@ import torch
 
 from fashiongen.config import Params
 from fashiongen.errors import CheckpointError
-from fashiongen.evaluation import EvaluatePaths, evaluate
+from fashiongen.pipeline.evaluate import EvaluatePaths, evaluate
 from fashiongen.gan.artifact import GeneratorSpec, build_generator, save_generator
 from fashiongen.metrics.inception import WEIGHTS_FILE, WEIGHTS_URL, InceptionFeatures, cached_weights_path
 

@@ -12,7 +12,7 @@ from torch import nn
 from fashiongen.analysis.memorisation import memorisation_distance, mifid, nearest_neighbours
 from fashiongen.config import EvaluateConfig
 from fashiongen.data.prepared import load_prepared
-from fashiongen.evaluation import EvaluatePaths, evaluate
+from fashiongen.pipeline.evaluate import EvaluatePaths, evaluate
 from fashiongen.gan.artifact import GeneratorSpec
 from fashiongen.images import to_model_range
 from fashiongen.metrics.real_draw import pick
@@ -49,7 +49,7 @@ def evaluate_bank(workspace, images, name, monkeypatch):
 
     bank = ImageBank(images)
     spec = GeneratorSpec(z_dim=4, width=8, channels=1, image_size=28)
-    monkeypatch.setattr("fashiongen.evaluation.load_generator",
+    monkeypatch.setattr("fashiongen.pipeline.evaluate.load_generator",
                         lambda path, device: artifact.LoadedGenerator(bank, spec, [str(i) for i in range(10)], {}))
     out = workspace / name
     cfg = EvaluateConfig(num_samples=N, batch_size=64, kid_subset_size=100)

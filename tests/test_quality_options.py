@@ -11,7 +11,7 @@ from fashiongen.config import parse_params
 from fashiongen.gan.augment import AUGMENTS, make_augment
 from fashiongen.gan.ema import GeneratorEMA, ema_decay, recompute_batchnorm
 from fashiongen.gan.losses import gradient_penalty, make_loss
-from fashiongen.gan.training import train_gan
+from fashiongen.pipeline.train import train_gan
 from helpers import make_prepared, paths
 
 

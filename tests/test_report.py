@@ -18,7 +18,7 @@ def test_report_shows_the_look_inside_a_label_model(tmp_path):
 
     from fashiongen.analysis.report_view import load_inspection, render_inspection
     from fashiongen.config import EvaluateConfig
-    from fashiongen.evaluation import EvaluatePaths, evaluate
+    from fashiongen.pipeline.evaluate import EvaluatePaths, evaluate
     from fashiongen.report import _img
     from helpers import make_evaluator, make_generator, make_prepared
 

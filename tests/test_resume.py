@@ -22,7 +22,7 @@ from fashiongen.errors import TrainingDiverged
 from fashiongen.gan.artifact import load_generator
 from fashiongen.gan.checkpoints import CheckpointStore
 from fashiongen.gan.trainer import GANTrainer
-from fashiongen.gan.training import train_gan
+from fashiongen.pipeline.train import train_gan
 from helpers import (REPO_ROOT, assert_same_weights, generator_weights, paths, tiny_train_params, with_model,
                      with_train)
 
@@ -209,7 +209,7 @@ def test_extend_continues_a_finished_run_explicitly(train_workdir, caplog):
 
 
 def test_killed_between_last_checkpoint_and_publication_publishes_without_training(train_workdir, monkeypatch, caplog):
-    import fashiongen.gan.training as training
+    import fashiongen.pipeline.train as training
 
     straight = paths(train_workdir, "straight")
     train_gan(tiny_train_params(), straight)
@@ -398,7 +398,7 @@ def test_sigterm_mid_epoch_changes_no_output_and_the_run_resumes(train_workdir):
         logging.basicConfig(level=logging.INFO)
         sys.path.insert(0, {str(REPO_ROOT / 'tests')!r})
         from fashiongen.gan.trainer import GANTrainer
-        from fashiongen.gan.training import train_gan
+        from fashiongen.pipeline.train import train_gan
         from helpers import paths, tiny_train_params
         slow = len(sys.argv) > 1
         if slow:

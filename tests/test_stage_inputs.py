@@ -41,7 +41,7 @@ TRAIN_SCRIPT = textwrap.dedent("""
     from fashiongen.stage import run_stage
 
     def main(params):
-        from fashiongen.gan.training import TrainPaths, train_gan
+        from fashiongen.pipeline.train import TrainPaths, train_gan
         run = Path("run")
         train_gan(params, TrainPaths(prepared=Path("prepared"), encodings=Path("encodings"), evaluator=Path("evaluator.pt"),
                                      generator=run / "generator.pt", best_generator=run / "generator_best.pt",

@@ -75,7 +75,7 @@ def team(tmp_path_factory, venv_env) -> Team:
     params = yaml.load(alice / "params.yaml")
     with open(alice / "params.yaml", "w") as handle:
         yaml.dump(apply_overrides(params, load_profile("tiny")), handle)
-    dvc(alice, "remote", "add", "-d", "storage", str(storage), env=venv_env)  # README: `dvc remote add -d ...`
+    dvc(alice, "remote", "add", "-d", "storage", str(storage), env=venv_env)  # docs/experiments-and-teams.md: `dvc remote add -d ...`
     run(["git", "add", "-A"], alice)
     run(["git", "commit", "-qm", "tiny profile, DVC remote"], alice)
     run(["git", "branch", "-M", "main"], alice)

@@ -9,7 +9,7 @@ import torch
 from fashiongen.errors import CheckpointError, ConfigError
 from fashiongen.gan.artifact import load_generator
 from fashiongen.gan.conditions import kind_for
-from fashiongen.gan.training import train_gan
+from fashiongen.pipeline.train import train_gan
 from helpers import assert_same_weights, generator_weights, paths
 from helpers import tiny_train_params as tiny_params
 

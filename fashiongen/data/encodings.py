@@ -3,7 +3,7 @@
 The folder holds ``meta.json`` (``{"used": false}`` when no generator needs
 encodings; else ``used``, ``dim`` and the ``encoder``'s id) and, when used,
 ``train_encodings.npy`` / ``test_encodings.npy``: float32 N × dim, one row per
-prepared image in file order. :mod:`fashiongen.encoding` writes them; the
+prepared image in file order. :mod:`fashiongen.pipeline.encode` writes them; the
 train stage, evaluation and generation read them through this module, which
 imports nothing above the data layer.
 """

@@ -115,7 +115,7 @@ def folder_warnings(manifest: Manifest, classes: dict[str, ClassReport], params:
     if 0 < test < num_samples:
         warnings.append(f"the test split holds {test} images (data.test_fraction={params.data.test_fraction}), "
                         f"fewer than evaluate.num_samples={num_samples}: evaluate scores against the full set "
-                        "(README: What the metrics mean), where a generator that copies its training images scores well.")
+                        "(docs/metrics.md), where a generator that copies its training images scores well.")
     return warnings
 
 

@@ -99,15 +99,15 @@ def folder_problems(manifest, condition: str) -> list[str]:
     if unreadable:
         problems.append(f"{len(unreadable)} entr{'y' if len(unreadable) == 1 else 'ies'} cannot be read "
                         f"({listed(unreadable)}): DVC stops while hashing the folder; give yourself read access "
-                        "(chmod u+r, and u+x for folders) or move them out (README: Troubleshooting)")
+                        "(chmod u+r, and u+x for folders) or move them out (docs/troubleshooting.md)")
     dangling = [p.path for p in manifest.skipped if p.reason == DANGLING_LINK]
     if dangling:
         problems.append(f"{len(dangling)} symbolic link(s) point nowhere ({listed(dangling)}): DVC stops while "
-                        "hashing the folder; delete them (README: Troubleshooting)")
+                        "hashing the folder; delete them (docs/troubleshooting.md)")
     not_utf8 = [p for p in all_paths(manifest) if not _is_utf8(p)]
     if not_utf8:
         problems.append(f"{len(not_utf8)} name(s) are not valid UTF-8 ({listed(not_utf8)}): DVC cannot hash the "
-                        "folder; rename them (README: Troubleshooting)")
+                        "folder; rename them (docs/troubleshooting.md)")
     return problems
 
 

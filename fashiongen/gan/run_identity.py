@@ -51,7 +51,7 @@ NOT_TRAJECTORY = frozenset(
 # not recorded in the generator file
 DATA_NOT_RECORDED = frozenset({"workers", "preload_max_gb", "mirrors", "download_timeout_s", "local_dir"})
 # the modules a training run starts from; its code is these and every fashiongen module they import
-TRAINING_MODULES = ("fashiongen.stage", "fashiongen.gan.training")
+TRAINING_MODULES = ("fashiongen.stage", "fashiongen.pipeline.train")
 
 
 def _training_files() -> tuple[Path, set[Path]]:

@@ -1,4 +1,4 @@
-"""Training the evaluator: the classifier that every experiment is measured with."""
+"""The train_evaluator stage: the classifier that every experiment is measured with; writes models/evaluator.pt."""
 
 from __future__ import annotations
 
