@@ -19,8 +19,10 @@ def main(params):
             metrics=Path("results/evaluate/metrics.json"),
             samples=Path("results/evaluate/samples.png"),
             encodings=Path("data/encodings"),
+            registry=Path("models/dvc.yaml"),
         ),
         device_name=params.train.device,
+        params=params,
     )
 
 

@@ -74,3 +74,13 @@ def test_lazy_and_relative_imports_count(tmp_path):
     assert import_closure(tmp_path / "stage.py", tmp_path) == {
         "fashiongen/sub/a.py", "fashiongen/sub/b.py", "fashiongen/c.py"
     }
+
+
+@pytest.mark.parametrize("stage", ["train_encoder", "encode"])
+def test_an_edit_of_the_gan_reruns_neither_encoder_stage(stage):
+    """Issue 38 item 2: the encoder stages list no GAN module, so DVC does not rerun them for a GAN edit."""
+    deps = [d for d in STAGES[stage]["deps"] if isinstance(d, str)]
+    gan = [d for d in deps if d.startswith(("fashiongen/gan", "fashiongen/models/factory.py",
+                                            "fashiongen/models/dcgan.py", "fashiongen/models/resnet.py",
+                                            "fashiongen/pipeline/train.py", "fashiongen/generation.py"))]
+    assert gan == []

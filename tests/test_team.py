@@ -125,6 +125,38 @@ def test_metrics_of_the_clone_equal_those_of_alices_commit(team, venv_env):
     assert math.isfinite(fid) and fid > 0
 
 
+# --- The model registry (issue 40 item 1) -------------------------------------------------------
+
+def test_a_registered_generator_version_is_fetched_by_name_in_another_repository(team, venv_env, tmp_path):
+    """Alice registers the committed generator as a version (a GTO tag) and pushes it; another repository
+    fetches it by name with `dvc artifacts get` and draws the same images from it."""
+    import numpy as np
+
+    entry = YAML(typ="safe").load(team.alice / "models/dvc.yaml")["artifacts"]["generator"]
+    metrics = json.loads((team.alice / "results/evaluate/metrics.json").read_text())
+    assert entry["path"] == "generator.pt" and entry["type"] == "model"
+    meta = entry["meta"]
+    assert meta["condition"] == "label" and len(meta["classes"]) == 10 and meta["image_size"] == 28
+    assert (meta["fid"], meta["fid_floor"]) == (metrics["fid"], metrics["fid_floor"])
+    assert len(meta["params_digest"]) == 16
+
+    gto = str(Path(sys.executable).parent / "gto")
+    run([gto, "register", "models:generator", "--version", "v1.0.0"], team.alice, env=venv_env)
+    run(["git", "push", "-q", "origin", "models=generator@v1.0.0"], team.alice)
+    elsewhere = tmp_path / "another-project"
+    elsewhere.mkdir()
+    dvc(elsewhere, "artifacts", "get", str(team.origin), "models:generator", "--rev", "v1.0.0",
+        "-o", "fetched.pt", env=venv_env)
+    assert md5(elsewhere / "fetched.pt") == md5(team.alice / "models/generator.pt")
+
+    draw = [sys.executable, "-m", "fashiongen", "generate", "--n", "16", "--seed", "5", "--out", "drawn.npz"]
+    run([*draw, "--checkpoint", "fetched.pt"], elsewhere, env=venv_env)
+    run([*draw, "--checkpoint", "models/generator.pt"], team.alice, env=venv_env)
+    fetched, original = (np.load(root / "drawn.npz")["images"] for root in (elsewhere, team.alice))
+    (team.alice / "drawn.npz").unlink()
+    assert fetched.shape == (16, 1, 28, 28) and np.array_equal(fetched, original)
+
+
 # --- 3. A queued sweep redoes nothing shared ----------------------------------------------------
 
 @pytest.fixture(scope="module")

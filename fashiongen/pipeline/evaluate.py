@@ -6,6 +6,8 @@ Inception weights when asked for), then samples and scores the generator with
 (:func:`fashiongen.analysis.inspection.inspect_generator`) and writes
 ``metrics.json``, the sample grid and the analyses' files into a staging
 folder that replaces the previous ones at the end: a failure changes none.
+Last, the generator's model-registry entry (``models/dvc.yaml``,
+:mod:`fashiongen.registry`) is rewritten with the scores it got.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from fashiongen.analysis.inspection import inspect_generator
 from fashiongen.atomic import staged_files, write_json
-from fashiongen.config import EvaluateConfig
+from fashiongen.config import EvaluateConfig, Params
 from fashiongen.data.prepared import load_prepared
 from fashiongen.device import resolve_device
 from fashiongen.evaluation import inception_space, score_generator, split_conditions
@@ -24,6 +26,7 @@ from fashiongen.gan.artifact import load_generator
 from fashiongen.images import save_grid
 from fashiongen.metrics.features import load_evaluator
 from fashiongen.real_set import plan_real_set
+from fashiongen.registry import write_registry
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +39,13 @@ class EvaluatePaths:
     metrics: Path  # results/evaluate/metrics.json; the analyses' files go beside it
     samples: Path  # in the same folder as ``metrics`` (the stage's outputs move in together)
     encodings: Path = Path("data/encodings")  # read only for generators with condition encoding
+    registry: Path | None = None  # models/dvc.yaml: the generator's model-registry entry (fashiongen.registry)
 
 
-def evaluate(cfg: EvaluateConfig, paths: EvaluatePaths, device_name: str = "auto") -> dict:
-    """Sample, score against the real set and its real-vs-real floor, write the metrics."""
+def evaluate(cfg: EvaluateConfig, paths: EvaluatePaths, device_name: str = "auto", params: Params | None = None) -> dict:
+    """Sample, score against the real set and its real-vs-real floor, write the metrics; then, with
+    ``paths.registry``, the generator's model-registry entry (:mod:`fashiongen.registry`; ``params``: the params it
+    was made with, whose digest the entry records)."""
     data = load_prepared(paths.prepared)
     split_sizes = len(data.split("train")), len(data.split("test"))
     plan_real_set(*split_sizes, cfg.num_samples, cfg.pr_neighbours)  # first: a set too small fails in seconds
@@ -59,6 +65,8 @@ def evaluate(cfg: EvaluateConfig, paths: EvaluatePaths, device_name: str = "auto
         )
         write_json(staging / paths.metrics.name, metrics)
         save_grid(staging / paths.samples.name, grid)
+    if paths.registry is not None:
+        write_registry(paths.registry, paths.generator, generator.spec.to_dict(), generator.classes, metrics, params)
     log.info("FID %.3f (floor %.3f), KID %.5f, IS %.3f; %d samples against the %s real set of %d images",
              metrics["fid"], metrics["fid_floor"], metrics["kid_mean"], metrics["is_mean"], metrics["num_samples"],
              metrics["real_set"], metrics["real_count"])
