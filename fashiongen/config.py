@@ -306,9 +306,11 @@ class ModelConfig(_Section):
         """The networks' shape keywords beyond the widths: resnet's knobs (empty for the other architectures)."""
         if self.arch != "resnet":
             return {}
-        return {"stage_widths": None if self.stage_widths is None else list(self.stage_widths),
-                "block": self.resnet_block, "group_width": self.resnet_group_width,
-                "blocks_per_stage": self.resnet_blocks}
+        options = {"stage_widths": None if self.stage_widths is None else list(self.stage_widths),
+                   "block": self.resnet_block, "blocks_per_stage": self.resnet_blocks}
+        if self.resnet_block == "grouped":  # the other blocks have no groups (PARAM_USES: unused there)
+            options["group_width"] = self.resnet_group_width
+        return options
 
     def resolved_r2_gamma(self) -> float:
         """R2's γ: ``r2_gamma``, or R1's when it is null."""

@@ -5,7 +5,8 @@ describes, with one artifact, ``generator`` (DVC 3's ``artifacts:`` section):
 path ``generator.pt``, type ``model`` (so DVC's model registry lists it), a
 description, labels, and ``meta``: the condition kind, classes, image size,
 channels and noise size, the FID it scored beside the real-data floor, the
-ruler they were measured with, and a digest of the params it was made with.
+ruler they were measured with, and a digest of the params it was made with
+(those its file records: the params the run used).
 DVC reads artifacts from every ``dvc.yaml`` of a repository; this one is
 addressed as ``models:generator``::
 
@@ -28,24 +29,23 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from fashiongen.atomic import atomic_write
-from fashiongen.config import Params
 
 ARTIFACT = "generator"
 HEADER = "# Written by the evaluate stage (fashiongen/registry.py) after every run: do not edit by hand.\n"
 
 
-def params_digest(params: Params) -> str:
-    """A short SHA-256 (hex, 16 characters) of every param's value (comments and key order do not count)."""
-    return hashlib.sha256(json.dumps(params.model_dump(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+def params_digest(params: dict[str, Any]) -> str:
+    """A short SHA-256 (hex, 16 characters) of params as plain values (key order does not count)."""
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def registry_entry(generator: Path, spec: dict[str, Any], classes: list[str], metrics: dict[str, Any],
-                   params: Params | None) -> dict[str, Any]:
+                   params: dict[str, Any] | None) -> dict[str, Any]:
     """The ``artifacts:`` section for ``generator`` (a path relative to the ``dvc.yaml`` it goes in).
 
     ``spec``: the generator's config (:meth:`~fashiongen.gan.artifact.GeneratorSpec.to_dict`); ``metrics``: the
-    evaluate stage's scores (``fid``, ``fid_floor``, ``features``...); ``params``: those it was made with (None:
-    no digest).
+    evaluate stage's scores (``fid``, ``fid_floor``, ``features``...); ``params``: the params the generator file
+    records (``LoadedGenerator.params``; None or empty: no digest).
     """
     condition = spec["condition"]
     meta: dict[str, Any] = {
@@ -61,7 +61,7 @@ def registry_entry(generator: Path, spec: dict[str, Any], classes: list[str], me
         "features": metrics.get("features"),
         "num_samples": int(metrics["num_samples"]),
     }
-    if params is not None:
+    if params:
         meta["params_digest"] = params_digest(params)
     size = f"{spec['image_size']} px {'grey' if spec['channels'] == 1 else 'RGB'}"
     return {
@@ -77,7 +77,7 @@ def registry_entry(generator: Path, spec: dict[str, Any], classes: list[str], me
 
 
 def write_registry(dvcyaml: Path, generator: Path, spec: dict[str, Any], classes: list[str],
-                   metrics: dict[str, Any], params: Params | None = None) -> None:
+                   metrics: dict[str, Any], params: dict[str, Any] | None = None) -> None:
     """Write ``dvcyaml`` (e.g. ``models/dvc.yaml``) with the artifact of ``generator``, atomically."""
     relative = Path(generator).resolve().relative_to(Path(dvcyaml).resolve().parent)
     yaml = YAML(typ="safe", pure=True)

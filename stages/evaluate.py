@@ -22,7 +22,6 @@ def main(params):
             registry=Path("models/dvc.yaml"),
         ),
         device_name=params.train.device,
-        params=params,
     )
 
 

@@ -68,7 +68,8 @@ def test_rewind_drops_rows_after_the_checkpoint_and_half_written_ones(tmp_path):
 IDENTITY = {"code": "c1", "model": {"loss": "bce"}, "train": {"epochs": 3, "lr_g": 0.002}, "data": {"sha": "d"}}
 
 
-RECORD = {"params": {"model": {"loss": "bce", "clusters": 20}, "train": {"log_every": 50}}, "source": "s1"}
+RECORD = {"params": {"model": {"loss": "bce", "clusters": 20}, "train": {"log_every": 50, "amp": True, "device": "cpu"}},
+          "source": "s1"}
 
 
 def with_unused(**sections):
@@ -95,7 +96,11 @@ def checkpoint(epoch, **identity_train):
         ({**checkpoint(3), "record": RECORD}, 3, {"published": True, "record": {**RECORD, "source": "s2"}},
          "publish", "code: comments, docstrings or layout only"),
         ({**checkpoint(3), "record": RECORD}, 3, {"published": True, "record": with_unused(train={"log_every": 5})},
-         "fresh", "its logs were written with train.log_every: 50 -> 5; training again"),
+         "fresh", "it was made with other settings (train.log_every: 50 -> 5); training again"),
+        ({**checkpoint(3), "record": RECORD}, 3, {"published": True, "record": with_unused(train={"amp": False})},
+         "fresh", "it was made with other settings (train.amp: True -> False); training again"),
+        ({**checkpoint(3), "record": RECORD}, 3, {"published": True, "record": with_unused(train={"device": "cuda"})},
+         "fresh", "(train.device: 'cpu' -> 'cuda')"),
         ({**checkpoint(3), "record": RECORD}, 3, {"published": True, "resume": False}, "fresh", "train.resume is false"),
         (checkpoint(3), 2, {}, "fresh", "another run (train.epochs: 3 -> 2)"),
         (checkpoint(1, epochs=2), 3, {}, "fresh", "another run (train.epochs: 2 -> 3)"),

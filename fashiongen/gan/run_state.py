@@ -15,8 +15,9 @@ checkpoint stores and ``load_state_dict()`` what a resume restores: one pair.
   run cannot see: a param it does not use (``model.clusters`` on a label
   model), a comment in the code, ``dvc repro -f``. The same run gives the
   same outputs, so it is published again in seconds (``train.resume: false``
-  trains it again from scratch). Not when ``train.log_every`` changed: the
-  logs it publishes were written while training;
+  trains it again from scratch). Not when ``train.log_every`` (the logs it
+  publishes were written while training), ``train.device``, ``train.amp`` or
+  ``train.compile`` (they change the numbers) changed: :data:`PUBLISHED_WITH`;
 - ``extend``: with ``train.extend``, a finished run of the same identity but
   fewer epochs: continue it up to ``train.epochs``;
 - ``fresh``: anything else (another identity, a run of more epochs than
@@ -89,8 +90,10 @@ class TrainingRun:
 Action = Literal["resume", "publish", "extend", "fresh"]
 
 
-# train.* params outside the identity whose value is written into the published outputs (the logs' spacing)
-LOGGED_WITH = ("train.log_every",)
+# train.* params outside the identity (a run interrupted under other values still resumes) that a finished run
+# must share to be published again: the logs' spacing is in its outputs, and the device, bf16 autocast and
+# torch.compile change its numbers (someone who changes them wants that run)
+PUBLISHED_WITH = ("train.log_every", "train.device", "train.amp", "train.compile")
 
 
 def resume_plan(
@@ -117,10 +120,10 @@ def resume_plan(
         if not published:
             return "publish", f"{where} ends the run (epoch {reached}); writing its outputs, training nothing"
         unseen = changes_outside_identity(checkpoint.get("record") or {}, record or {})
-        logged = [change for change in unseen if change.split(":")[0] in LOGGED_WITH]
-        if logged:
-            return "fresh", (f"{where} is a finished run of these params and code, but its logs were written with "
-                             f"{'; '.join(logged)}; training again from scratch")
+        made_with = [change for change in unseen if change.split(":")[0] in PUBLISHED_WITH]
+        if made_with:
+            return "fresh", (f"{where} is a finished run of these params and code, but it was made with other "
+                             f"settings ({'; '.join(made_with)}); training again from scratch")
         changed = f"changed since, none of it used by this run: {'; '.join(unseen)}" if unseen else "nothing changed"
         return "publish", (f"{where} is this run, finished (epoch {reached}) and nothing it uses changed ({changed}): "
                            "publishing it again, training nothing (train.resume: false trains it again)")
@@ -132,7 +135,8 @@ def resume_plan(
 
 
 def changes_outside_identity(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """What changed between two :attr:`TrainingRun.record`: ``["model.clusters: 20 -> 7", "code: comments only"]``.
+    """What changed between two :attr:`TrainingRun.record`: ``["model.clusters: 20 -> 7",
+    "code: comments, docstrings or layout only"]``.
 
     Empty where ``saved`` predates records (nothing can be named).
     """

@@ -83,7 +83,7 @@ class GANTrainer:
     reg_every: int = 1  # lazy regularisation: R1/R2 every this many D updates, weighted by it
     # images per separate R1/R2 pass (memory ∝ it); None = the penalties share the D step's own pass over the batch
     reg_chunk: int | None = None
-    # the learning rates' and γs' multipliers by the images seen (the run's, set by the loop); default: constant
+    # the learning rates' and γs' multipliers by the images seen (the run's, from build_trainer); default: constant
     schedule: RunSchedule = field(default_factory=RunSchedule)
     augment: Augment | None = None
     ema: GeneratorEMA | None = None

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from fashiongen.analysis.inspection import inspect_generator
 from fashiongen.atomic import staged_files, write_json
-from fashiongen.config import EvaluateConfig, Params
+from fashiongen.config import EvaluateConfig
 from fashiongen.data.prepared import load_prepared
 from fashiongen.device import resolve_device
 from fashiongen.evaluation import inception_space, score_generator, split_conditions
@@ -42,10 +42,9 @@ class EvaluatePaths:
     registry: Path | None = None  # models/dvc.yaml: the generator's model-registry entry (fashiongen.registry)
 
 
-def evaluate(cfg: EvaluateConfig, paths: EvaluatePaths, device_name: str = "auto", params: Params | None = None) -> dict:
+def evaluate(cfg: EvaluateConfig, paths: EvaluatePaths, device_name: str = "auto") -> dict:
     """Sample, score against the real set and its real-vs-real floor, write the metrics; then, with
-    ``paths.registry``, the generator's model-registry entry (:mod:`fashiongen.registry`; ``params``: the params it
-    was made with, whose digest the entry records)."""
+    ``paths.registry``, the generator's model-registry entry (:mod:`fashiongen.registry`)."""
     data = load_prepared(paths.prepared)
     split_sizes = len(data.split("train")), len(data.split("test"))
     plan_real_set(*split_sizes, cfg.num_samples, cfg.pr_neighbours)  # first: a set too small fails in seconds
@@ -66,7 +65,8 @@ def evaluate(cfg: EvaluateConfig, paths: EvaluatePaths, device_name: str = "auto
         write_json(staging / paths.metrics.name, metrics)
         save_grid(staging / paths.samples.name, grid)
     if paths.registry is not None:
-        write_registry(paths.registry, paths.generator, generator.spec.to_dict(), generator.classes, metrics, params)
+        write_registry(paths.registry, paths.generator, generator.spec.to_dict(), generator.classes, metrics,
+                       generator.params)
     log.info("FID %.3f (floor %.3f), KID %.5f, IS %.3f; %d samples against the %s real set of %d images",
              metrics["fid"], metrics["fid_floor"], metrics["kid_mean"], metrics["is_mean"], metrics["num_samples"],
              metrics["real_set"], metrics["real_count"])

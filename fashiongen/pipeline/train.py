@@ -92,9 +92,6 @@ def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.de
         run.order_rng = torch.Generator(device=device).manual_seed(cfg.seed ^ ORDER_SEED_SALT)
         trainer.rng.manual_seed(ranks.seed(cfg.seed))
         trainer.grad_sync = distributed.average_gradients
-    fid = None
-    if cfg.eval_every and ranks.is_main:
-        fid = FidMonitor(paths.evaluator, images, conditions, cfg.eval_samples, cfg.seed, spec.z_dim, device)
     store = CheckpointStore(paths.checkpoints, keep=cfg.keep_checkpoints)
     identity = run_identity(params, train_images, spec.encoder)
     action = plan_start(run, store, identity, cfg)
@@ -116,6 +113,9 @@ def _train_gan(params: Params, paths: TrainPaths, ranks: Ranks, device: torch.de
                  f" × {ranks.world_size} processes" if ranks.enabled else "", len(images),
                  "in memory" if images.in_memory else "read per batch from the memory-mapped file",
                  steps_per_epoch, run.epoch + 1, cfg.epochs)
+    fid = None  # the in-training FID's real features: only for a run that trains (none draws global randomness)
+    if cfg.eval_every and ranks.is_main and run.epoch < cfg.epochs:
+        fid = FidMonitor(paths.evaluator, images, conditions, cfg.eval_samples, cfg.seed, spec.z_dim, device)
     loop = TrainingLoop(run, cfg, paths, images, conditions, store, identity, steps_per_epoch, ranks, device, fid)
     train_epochs(loop)
     distributed.barrier(ranks)
