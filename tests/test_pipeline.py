@@ -337,6 +337,9 @@ def test_a_code_edit_retrains_and_changes_a_run_cannot_see_publish_it_again(tiny
     import torch
 
     repo, _ = tiny_repo
+    # a fixed OpenMP wait policy: a training that restarts itself when the machine's load changes would resume
+    # (on the same weights) and blur what this test reads in the log
+    venv_env = {**venv_env, "OMP_WAIT_POLICY": "PASSIVE"}
     reference = generator_weights(repo)
     losses = repo / "fashiongen/gan/losses.py"
     losses.write_text(losses.read_text() + "\n_EDITED_AFTER_A_FINISHED_RUN = True\n")
