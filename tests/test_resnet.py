@@ -163,8 +163,11 @@ def test_config_wires_the_resnet_knobs():
     params = parse_params(TINY)
     assert params.model.resolved_d_norm() == "none"
     assert parse_params({"model": {**TINY["model"], "loss": "wgan-gp"}}).model.resolved_d_norm() == "none"
-    assert params.model.arch_options() == {"stage_widths": None, "block": "depthwise", "group_width": 16,
-                                           "blocks_per_stage": 1}
+    # the group width shapes only the grouped block, and only there is it recorded (PARAM_USES: unused elsewhere)
+    assert params.model.arch_options() == {"stage_widths": None, "block": "depthwise", "blocks_per_stage": 1}
+    grouped = parse_params({"model": {**TINY["model"], "resnet_block": "grouped", "resnet_group_width": 4}})
+    assert grouped.model.arch_options() == {"stage_widths": None, "block": "grouped", "group_width": 4,
+                                            "blocks_per_stage": 1}
     assert parse_params({}).model.arch_options() == {}
 
 
