@@ -24,12 +24,7 @@ def venv_env(tmp_path_factory) -> dict:
 @pytest.fixture
 def train_workdir(tmp_path, monkeypatch):
     """A folder with prepared blobs (192 train, 128 test) and a small untrained evaluator; the working directory."""
-    from helpers import make_evaluator, make_prepared
+    from helpers import make_training_root
 
     monkeypatch.chdir(tmp_path)  # dvclive looks for a git/DVC repo from the working directory
-    make_prepared(tmp_path / "prepared")
-    import torch
-
-    torch.manual_seed(0)
-    make_evaluator(tmp_path / "evaluator.pt")
-    return tmp_path
+    return make_training_root(tmp_path)

@@ -98,21 +98,38 @@ def paths(root: Path, name: str = "run"):
     )
 
 
-def train_and_evaluate(root: Path, params, name: str):
-    """Train ``params`` on ``root``'s prepared data and evaluator, then score it: (run paths, last stats, metrics)."""
-    import json
+def make_training_root(root: Path) -> Path:
+    """``root`` with prepared blobs (192 train, 128 test) and a small untrained evaluator (seeded): what a run needs."""
+    import torch
+
+    make_prepared(root / "prepared")
+    torch.manual_seed(0)
+    make_evaluator(root / "evaluator.pt")
+    return root
+
+
+def train_in(root: Path, params, name: str):
+    """Train ``params`` on ``root``'s prepared data and evaluator into ``root/name``: (run paths, last stats)."""
     import os
 
-    from fashiongen.pipeline.evaluate import EvaluatePaths, evaluate
     from fashiongen.pipeline.train import train_gan
 
     run = paths(root, name)
     cwd = os.getcwd()
     os.chdir(root)  # dvclive looks for a repository from the working directory
     try:
-        last = train_gan(params, run)
+        return run, train_gan(params, run)
     finally:
         os.chdir(cwd)
+
+
+def train_and_evaluate(root: Path, params, name: str):
+    """Train ``params`` on ``root``'s prepared data and evaluator, then score it: (run paths, last stats, metrics)."""
+    import json
+
+    from fashiongen.pipeline.evaluate import EvaluatePaths, evaluate
+
+    run, last = train_in(root, params, name)
     metrics_path = root / name / "metrics.json"
     evaluate(params.evaluate,
              EvaluatePaths(root / "prepared", root / "evaluator.pt", run.generator, metrics_path,

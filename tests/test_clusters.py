@@ -12,7 +12,7 @@ from fashiongen.gan.artifact import load_generator
 from fashiongen.gan.conditions import KINDS
 from fashiongen.gan.sampling import noise
 from fashiongen.models.conditioning import CHOICE_BITS, ClusterPriorGenerator, ConditionalGenerator
-from helpers import make_evaluator, make_prepared, train_and_evaluate
+from helpers import make_prepared, make_training_root, train_and_evaluate
 
 
 def blobs(n_per_group: int, size: int, channels: int = 1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -108,10 +108,7 @@ def cluster_params(**model):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One tiny cluster run, trained and evaluated once for the module."""
-    root = tmp_path_factory.mktemp("clusters")
-    make_prepared(root / "prepared")
-    torch.manual_seed(0)
-    make_evaluator(root / "evaluator.pt")
+    root = make_training_root(tmp_path_factory.mktemp("clusters"))
     run, last, metrics = train_and_evaluate(root, cluster_params(), "cluster")
     return root, run, last, metrics
 

@@ -22,7 +22,7 @@ from fashiongen.evaluation import class_consistency, diversity, mean_pairwise_di
 from fashiongen.gan.artifact import load_generator
 from fashiongen.generation import resolve_label
 from fashiongen.models.factory import build_discriminator
-from helpers import REPO_ROOT, make_evaluator, make_prepared, train_and_evaluate
+from helpers import REPO_ROOT, make_prepared, make_training_root, train_and_evaluate
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
@@ -41,10 +41,7 @@ def conditional_params(condition, **encoder):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One label run and one encoding run (with its encoder and encodings), trained once for the module."""
-    root = tmp_path_factory.mktemp("conditioning")
-    make_prepared(root / "prepared")
-    torch.manual_seed(0)
-    make_evaluator(root / "evaluator.pt")
+    root = make_training_root(tmp_path_factory.mktemp("conditioning"))
     runs = {}
     for condition in ("label", "encoding"):
         params = conditional_params(condition)

@@ -11,8 +11,7 @@ from __future__ import annotations
 import pytest
 
 from fashiongen.config import PARAM_USES, ConfigError, parse_params, unused_params
-from fashiongen.pipeline.train import train_gan
-from helpers import assert_same_weights, generator_weights, paths, tiny_train_params
+from helpers import assert_same_weights, generator_weights, make_training_root, tiny_train_params, train_in
 
 # the runs where the params are unused: changes of model.* and train.* beyond tiny_train_params'
 BASES = {
@@ -68,28 +67,13 @@ def test_stage_widths_cannot_change_where_they_are_unused():
 @pytest.fixture(scope="module")
 def baselines(tmp_path_factory):
     """The weights of each base run, trained once (lazily: only the bases a selected test needs)."""
-    import os
-
-    from helpers import make_evaluator, make_prepared
-
-    root = tmp_path_factory.mktemp("param_uses")
-    make_prepared(root / "prepared")
-    import torch
-
-    torch.manual_seed(0)
-    make_evaluator(root / "evaluator.pt")
+    root = make_training_root(tmp_path_factory.mktemp("param_uses"))
     trained: dict[str, dict] = {}
 
     def weights(base: str, change=None, name: str | None = None):
         if change is None and base in trained:
             return trained[base]
-        run = paths(root, name or base)
-        cwd = os.getcwd()
-        os.chdir(root)  # dvclive looks for a repository from the working directory
-        try:
-            train_gan(base_params(base, change), run)
-        finally:
-            os.chdir(cwd)
+        run, _ = train_in(root, base_params(base, change), name or base)
         result = generator_weights(run.generator)
         if change is None:
             trained[base] = result
