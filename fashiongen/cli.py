@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--exp", action="append", default=[], metavar="NAME", help="a DVC experiment (repeatable)")
     report.add_argument("--out", type=Path, default=Path("report.html"))
     report.add_argument("--repo", type=Path, default=Path("."), help="the DVC repository (default: here)")
+    report.add_argument("--web", type=Path, default=None, metavar="DIR",
+                        help="a web export to link to (fashiongen export --format web; default: REPO/web)")
     report.set_defaults(run=_run_report, compute=True)
 
     profile = commands.add_parser(
@@ -101,13 +103,22 @@ def _add_inspect_commands(commands) -> None:
 
     export = commands.add_parser(
         "export",
-        help="write the generator as ONNX or TorchScript (+ a JSON of its inputs)",
+        help="write the generator as ONNX or TorchScript (+ a JSON of its inputs), or as a web page",
         description="Export the generator with a dynamic batch size (inputs z and, for conditional models, cond; "
-        "output images in [-1, 1]) and PATH.json describing them.",
+        "output images in [-1, 1]) and PATH.json describing them. --format web writes a folder with a page that "
+        "runs the generator in the browser (onnxruntime-web), offline, from file:// or any static server.",
     )
     export.add_argument("--checkpoint", type=Path, default=Path("models/generator.pt"))
-    export.add_argument("--format", choices=("onnx", "torchscript"), required=True)
-    export.add_argument("--out", type=Path, required=True, help="e.g. generator.onnx or generator.pt")
+    export.add_argument("--format", choices=("onnx", "torchscript", "web"), required=True)
+    export.add_argument("--out", type=Path, required=True, help="e.g. generator.onnx, generator.pt, or a folder for web")
+    web = export.add_argument_group("--format web")
+    web.add_argument("--onnxruntime-web", type=Path, metavar="PATH",
+                     help="onnxruntime-web's npm .tgz or unpacked folder, where npm cannot be reached "
+                     "(default: the cache, else a download from the npm registry)")
+    web.add_argument("--encodings", type=Path, default=Path("data/encodings"),
+                     help="encoding models: the encodings of the example photos the page offers")
+    web.add_argument("--prepared", type=Path, default=Path("data/prepared"),
+                     help="encoding models: the prepared images those encodings belong to")
     export.set_defaults(run=_run_export, compute=True)
 
 
@@ -154,12 +165,27 @@ def _run_interpolate(args: argparse.Namespace) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> None:
+    if args.format == "web":
+        return _run_web_export(args)
     _check_writable(args.out)
     from fashiongen.export import export_generator
     from fashiongen.gan.artifact import load_generator
 
     model, description = export_generator(load_generator(args.checkpoint), args.format, args.out)
     print(f"wrote {model} and {description}")
+
+
+def _run_web_export(args: argparse.Namespace) -> None:
+    from fashiongen.gan.artifact import load_generator
+    from fashiongen.web_export import export_web
+    from fashiongen.web_folder import check_target
+    from fashiongen.web_runtime import runtime_folder
+
+    check_target(args.out)
+    loaded = load_generator(args.checkpoint)
+    page = export_web(loaded, args.checkpoint, args.out, runtime_folder(args.onnxruntime_web),
+                      encodings=args.encodings, prepared=args.prepared)
+    print(f"wrote {page}: open it in a browser (it needs no network), or serve {args.out} from any static server")
 
 
 def _integer(text: str) -> int:
@@ -240,7 +266,7 @@ def _run_compare(args: argparse.Namespace) -> int:
 def _run_report(args: argparse.Namespace) -> None:
     from fashiongen.report import how_to_get, write_report
 
-    runs = write_report(args.repo, args.exp, args.out)
+    runs = write_report(args.repo, args.exp, args.out, args.web)
     print(f"wrote {args.out}")
     for run in runs:
         if run.missing:

@@ -118,7 +118,7 @@ def export_generator(loaded: LoadedGenerator, fmt: str, out: Path) -> tuple[Path
         module = NoiseOnly(module).eval()  # G(z, c) with an empty c: the exported file takes z alone
     example = example_inputs(loaded)
     if fmt == "onnx":
-        _export_onnx(module, example, input_names(loaded), out)
+        write_onnx(module, example, input_names(loaded), out)
     else:
         _export_torchscript(module, example, out)
     write_json(description_path(out), describe(loaded, fmt))
@@ -136,7 +136,8 @@ class NoiseOnly(torch.nn.Module):
         return self.generator(z, z[:, :0])
 
 
-def _export_onnx(module: torch.nn.Module, example: tuple, names: list[str], out: Path) -> None:
+def write_onnx(module: torch.nn.Module, example: tuple, names: list[str], out: Path) -> None:
+    """Export ``module`` traced on ``example`` (inputs named ``names``, dynamic batch size) to ONNX at ``out``, atomically."""
     batch = torch.export.Dim("batch", min=1)
     dynamic = tuple({0: batch} for _ in names)  # by position: the forward's own argument names may differ
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):

@@ -15,9 +15,11 @@ outputs from the cache).
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,7 @@ from fashiongen.analysis.report_view import load_inspection, render_inspection
 from fashiongen.atomic import atomic_write
 from fashiongen.errors import FashionGenError
 from fashiongen.metrics.table import METRICS, normalise_keys
+from fashiongen.web_folder import DEFAULT_FOLDER, PAGE, read_page_meta
 
 CURVES = (("Losses", ("d_loss", "g_loss")), ("D(x) and D(G(z))", ("d_real", "d_fake")), ("FID during training", ("fid",)))
 PROGRESS_POINTS = (("start", 0.0), ("quarter", 0.25), ("half", 0.5), ("three quarters", 0.75), ("end", 1.0))
@@ -239,9 +242,11 @@ def curve_figure(runs: list[Run], title: str, names: tuple[str, ...]) -> bytes |
     return buffer.getvalue()
 
 
-def render(runs: list[Run]) -> str:
-    """The whole page as one HTML string."""
+def render(runs: list[Run], web_link: str | None = None) -> str:
+    """The whole page as one HTML string; ``web_link``: a paragraph linking to the exported web page, if any."""
     parts = [_HEAD, "<h1>FashionGen report</h1>"]
+    if web_link:
+        parts.append(web_link)
     if len(runs) > 1:
         parts += ["<h2>Side by side</h2>", _side_by_side(runs)]
     parts.append("<h2>Training curves</h2>")
@@ -268,8 +273,11 @@ def render(runs: list[Run]) -> str:
     return "\n".join(parts)
 
 
-def write_report(repo: Path, experiments: list[str], out: Path) -> list[Run]:
+def write_report(repo: Path, experiments: list[str], out: Path, web: Path | None = None) -> list[Run]:
     """Write the page for the workspace (no ``experiments``) or the named experiments; the runs shown.
+
+    ``web``: the folder of a web export (``fashiongen export --format web``; default ``web/`` in ``repo``);
+    when it holds one, the report links to it.
 
     A run that lacks some files (a fresh clone before `dvc pull`) is shown with
     what it has, and the page says what is missing and how to get it (so does
@@ -282,9 +290,28 @@ def write_report(repo: Path, experiments: list[str], out: Path) -> list[Run]:
     runs = [load_run(repo, name) for name in experiments] if experiments else [load_run(repo, None)]
     if not any(run.has_results for run in runs):
         raise FashionGenError(f"nothing to report: {' '.join(how_to_get(run) for run in runs)}")
+    folder = Path(repo) / DEFAULT_FOLDER if web is None else Path(web)
     with atomic_write(out, "w") as handle:
-        handle.write(render(runs))
+        handle.write(render(runs, web_page_link(folder, out, Path(repo) / "models" / "generator.pt")))
     return runs
+
+
+def web_page_link(folder: Path, report: Path, generator: Path) -> str | None:
+    """A paragraph linking the report at ``report`` to the page export in ``folder`` (a relative link); None when
+    ``folder`` holds none. It says so when the page shows another generator file than ``generator``."""
+    meta = read_page_meta(folder)
+    if meta is None:
+        return None
+    target = os.path.relpath(Path(folder).resolve() / PAGE, Path(report).resolve().parent)
+    href = html.escape(Path(target).as_posix())
+    text = (f'<p class=web>Try this generator in your browser: <a href="{href}">{href}</a> '
+            "(runs offline: pick a class, a seed and truncation ψ; walk between two samples)</p>")
+    current = hashlib.sha256(generator.read_bytes()).hexdigest() if generator.is_file() else None
+    if current is not None and current != meta.get("generator_sha256"):
+        text += (f"<p class=warn>The page in {html.escape(str(folder))} shows another generator file than "
+                 f"{html.escape(str(generator))}; export it again: <code>fashiongen export --format web --out "
+                 f"{html.escape(str(folder))}</code></p>")
+    return text
 
 
 def _img(png: bytes, alt: str) -> str:

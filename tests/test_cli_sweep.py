@@ -226,7 +226,7 @@ def test_interpolate_never_tracebacks(files, data):
 def test_export_and_check_folder_never_traceback(files, data):
     draw = data.draw
     if draw(st.booleans()):
-        argv = ["export", "--checkpoint", draw(paths(files)), "--format", draw(st.sampled_from(["onnx", "torchscript", "x"])),
+        argv = ["export", "--checkpoint", draw(paths(files)), "--format", draw(st.sampled_from(["onnx", "torchscript", "web", "x"])),
                 "--out", draw(st.one_of(odd_text, st.builds(lambda s: str(files / "out" / f"g{s}"),
                                                             st.sampled_from([".onnx", ".pt", "", ".onnx/"]))))]
     else:

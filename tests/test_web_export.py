@@ -1,0 +1,360 @@
+"""``fashiongen export --format web``: the page runs the generator in headless Chromium, offline, from file://.
+
+Every check compares the page with PyTorch: the noise of a seed bit for bit, the
+grid of a seed and condition within one grey level (the CLI's own ``generate``
+for one of them), truncation, walks, latent files; and the page never asks the
+network for anything and logs no error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import REPO_ROOT, chromium_executable, make_generator, make_prepared
+from PIL import Image
+
+from fashiongen.analysis.interpolation import walk
+from fashiongen.analysis.truncation import truncated_noise
+from fashiongen.atomic import save_npy, write_json
+from fashiongen.cli import main
+from fashiongen.errors import FashionGenError
+from fashiongen.gan.artifact import load_generator, save_generator
+from fashiongen.gan.sampling import generate_uint8, noise
+from fashiongen.report import web_page_link
+from fashiongen.web_export import PAGE_FILES, export_web
+from fashiongen.web_folder import read_page_meta
+from fashiongen.web_runtime import FILES, runtime_folder
+
+KINDS = ("label", "none", "cluster", "encoding")
+SEED = 12345678901234567890  # above 2**63: every bit of the seed counts on both sides
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Path:
+    """onnxruntime-web's files: from the cache `.ci/setup` filled (or the npm registry, the first time)."""
+    return runtime_folder()
+
+
+def _encoding_data(root: Path) -> tuple[Path, Path]:
+    prepared, encodings = root / "prepared", root / "encodings"
+    make_prepared(prepared, n_train=20, n_test=40)
+    write_json(encodings / "meta.json", {"used": True, "dim": 6, "encoder": "encoder-test"})
+    rows = np.random.default_rng(3).standard_normal((40, 6)).astype(np.float32)
+    save_npy(encodings / "test_encodings.npy", rows)
+    return encodings, prepared
+
+
+def lively_generator(path: Path, kind: str, seed: int) -> None:
+    """A small generator file whose images vary over the whole grey range from sample to sample.
+
+    An untrained generator draws nearly flat grey (every image within a few levels of 128), against which
+    "within one grey level" would prove nothing: here BatchNorm's running statistics are measured on a batch
+    and the output layer is scaled up, so samples differ by about 80 grey levels per pixel.
+    """
+    make_generator(path, kind, seed=seed)
+    loaded = load_generator(path)
+    module, spec = loaded.module, loaded.spec
+    n = 256
+    cond = {"label": torch.arange(n) % 10, "encoding": torch.randn(n, 6, generator=torch.Generator().manual_seed(seed)),
+            }.get(kind, torch.empty(n, 0))
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    with torch.no_grad():
+        for name, parameter in module.named_parameters():
+            if "to_image" in name and parameter.ndim >= 2:
+                parameter.mul_(30.0)
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # a cumulative average over the batch
+        module.train()(noise(n, spec.z_dim, seed + 100), cond)
+        for norm in norms:
+            norm.momentum = 0.1
+    save_generator(path, module.eval(), spec, loaded.classes, loaded.params)
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory, runtime) -> dict[str, tuple[Path, Path]]:
+    """For each condition kind: (generator file, its exported page folder)."""
+    root = tmp_path_factory.mktemp("web")
+    encodings, prepared = _encoding_data(root)
+    made = {}
+    for kind in KINDS:
+        checkpoint = root / kind / "generator.pt"
+        checkpoint.parent.mkdir()
+        lively_generator(checkpoint, kind, seed=KINDS.index(kind))
+        folder = root / kind / "web"
+        export_web(load_generator(checkpoint), checkpoint, folder, runtime, encodings=encodings, prepared=prepared)
+        made[kind] = (checkpoint, folder)
+    return made
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_executable(), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+class Page:
+    """One opened page export: its Playwright page, the console errors and any request that left the folder."""
+
+    def __init__(self, browser, folder: Path):
+        self.page = browser.new_page(viewport={"width": 1100, "height": 1400}, accept_downloads=True)
+        self.errors: list[str] = []
+        self.outside: list[str] = []
+        self.page.on("console", lambda message: self.errors.append(message.text) if message.type == "error" else None)
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("request", lambda request: None if request.url.startswith(("file:", "blob:", "data:"))
+                     else self.outside.append(request.url))
+        self.page.goto((folder / "index.html").as_uri())
+        self.page.wait_for_function("['ready', 'error'].includes(document.body.dataset.status)", timeout=60_000)
+        assert self.status() == "ready", self.page.inner_text("#error")
+
+    def status(self) -> str:
+        return self.page.evaluate("document.body.dataset.status")
+
+    def settled(self, condition: str) -> None:
+        self.page.wait_for_function(f"document.body.dataset.status !== 'drawing' && ({condition})", timeout=30_000)
+
+    def draw(self, seed: int, condition: str | None, count: int = 64, psi: float = 1.0) -> torch.Tensor:
+        """Set the controls as a person would, click Draw; the grid (uint8 N × C × H × W)."""
+        draws = self.page.evaluate("window.fashiongenPage.draws")
+        if condition is not None:
+            self.page.select_option("#condition", condition)
+        self.page.select_option("#count", str(count))
+        self.page.fill("#seed", str(seed))
+        self.page.eval_on_selector("#psi", "(e, v) => { e.value = v; e.dispatchEvent(new Event('input')); }", str(psi))
+        self.page.click("#draw")
+        self.settled(f"window.fashiongenPage.draws > {draws} && window.fashiongenPage.grid.seed === '{seed}'"
+                     f" && window.fashiongenPage.grid.psi === {psi} && window.fashiongenPage.grid.n === {count}")
+        return self.pixels("grid")
+
+    def pixels(self, which: str) -> torch.Tensor:
+        grid = self.page.evaluate(f"(() => {{ const g = window.fashiongenPage.{which}; "
+                                  "return {n: g.n, images: Array.from(g.images)}; })()")
+        return torch.tensor(grid["images"], dtype=torch.uint8).reshape(grid["n"], 1, 28, 28)
+
+    def close(self) -> None:
+        assert self.errors == [], self.errors
+        assert self.outside == [], f"the page asked the network for {self.outside}"
+        self.page.close()
+
+
+def _reference(checkpoint: Path, n: int, seed: int, psi: float, cond: torch.Tensor) -> torch.Tensor:
+    loaded = load_generator(checkpoint)
+    return generate_uint8(loaded.module, truncated_noise(n, loaded.spec.z_dim, seed, psi), 64, "cpu", cond)
+
+
+def _grey_levels_apart(a: torch.Tensor, b: torch.Tensor) -> int:
+    assert a.shape == b.shape
+    assert b.float().std() > 40, "the reference images must vary, or equality within a grey level proves little"
+    return int((a.int() - b.int()).abs().max())
+
+
+def _condition(kind: str, checkpoint: Path, folder: Path, n: int) -> tuple[str | None, torch.Tensor]:
+    """A condition to pick in the page and the same for PyTorch."""
+    if kind == "label":
+        return "3", torch.full((n,), 3)
+    if kind == "encoding":
+        bank = read_page_meta(folder)["bank"]
+        return "2", torch.tensor(bank[2]["code"]).expand(n, -1)
+    return None, torch.empty(n, 0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_seed_draws_the_images_pytorch_draws(kind, pages, browser):
+    checkpoint, folder = pages[kind]
+    page = Page(browser, folder)
+    choice, cond = _condition(kind, checkpoint, folder, 64)
+    plain = page.draw(SEED, choice)
+    assert _grey_levels_apart(plain, _reference(checkpoint, 64, SEED, 1.0, cond)) <= 1
+    truncated = page.draw(SEED, choice, psi=0.5)
+    assert _grey_levels_apart(truncated, _reference(checkpoint, 64, SEED, 0.5, cond)) <= 1
+    assert (truncated.int() - plain.int()).abs().max() > 10, "changing ψ must change the grid"
+    page.close()
+
+
+def test_the_page_noise_is_the_cli_noise_bit_for_bit(pages, browser):
+    page = Page(browser, pages["none"][1])
+    for seed, z_dim in ((0, 100), (1, 7), (2**32 + 5, 16), (2**64 - 1, 3), (SEED, 128)):
+        drawn = page.page.evaluate(f"Array.from(FashionGenNoise.noise(3, {z_dim}, {seed}n))")
+        assert torch.equal(torch.tensor(drawn, dtype=torch.float32).reshape(3, z_dim), noise(3, z_dim, seed)), seed
+    page.close()
+
+
+def test_the_class_grid_is_fashiongen_generate(pages, browser, tmp_path, capsys):
+    checkpoint, folder = pages["label"]
+    page = Page(browser, folder)
+    drawn = page.draw(7, "", count=32, psi=0.7)  # "all classes, in turn": the CLI's default without --label
+    page.close()
+    out = tmp_path / "samples.npz"
+    assert main(["generate", "--checkpoint", str(checkpoint), "--seed", "7", "--n", "32", "--truncation", "0.7",
+                 "--out", str(out)]) == 0
+    assert _grey_levels_apart(drawn, torch.from_numpy(np.load(out)["images"])) <= 1
+
+
+def test_walks_end_on_their_samples(pages, browser):
+    checkpoint, folder = pages["label"]
+    page = Page(browser, folder)
+    page.page.select_option("#walk-mode", "conditions")
+    page.page.select_option("#walk-from", "1")
+    page.page.select_option("#walk-to", "8")
+    page.page.fill("#walk-seed", "42")
+    page.page.fill("#frames", "6")
+    page.page.click("#draw-walk")
+    page.settled("window.fashiongenPage.strip !== null && window.fashiongenPage.strip.n === 6")
+    strip = page.pixels("strip")
+    cli_walk = walk(load_generator(checkpoint), 6, 42, label="1", to="8")  # fashiongen interpolate --label 1 --to 8
+    assert _grey_levels_apart(strip, cli_walk) <= 1
+    assert (strip[0].int() - strip[-1].int()).abs().max() > 10
+
+    page.page.select_option("#walk-mode", "seeds")
+    page.page.select_option("#condition", "5")
+    page.page.fill("#walk-seed-a", "3")
+    page.page.fill("#walk-seed-b", "4")
+    page.page.click("#draw-walk")
+    page.settled("window.fashiongenPage.strip.mode === 'seeds'")
+    strip = page.pixels("strip")
+    ends = torch.cat([_reference(checkpoint, 1, seed, 1.0, torch.tensor([5])) for seed in (3, 4)])
+    assert _grey_levels_apart(strip[[0, -1]], ends) <= 1
+    page.close()
+
+
+def _latent(path: Path, checkpoint: Path, z: torch.Tensor, cond: int, condition: str = "label") -> Path:
+    np.savez(path, z=z.numpy().astype(np.float32), cond=np.array(cond, dtype=np.int64), condition=np.array(condition),
+             generator_sha256=np.array(hashlib.sha256(checkpoint.read_bytes()).hexdigest()),
+             distance=np.array(0.125), photo=np.array(path.stem + ".jpg"))
+    return path
+
+
+def test_latent_files_draw_their_image_and_walk(pages, browser, tmp_path):
+    checkpoint, folder = pages["label"]
+    generator = load_generator(checkpoint).module.eval()
+    za, zb = noise(2, 16, 99)
+    files = [_latent(tmp_path / "a.npz", checkpoint, za, 4), _latent(tmp_path / "b.npz", checkpoint, zb, 6)]
+    page = Page(browser, folder)
+    page.page.set_input_files("#latent-files", [str(f) for f in files])
+    page.settled("window.fashiongenPage.latents.length === 2")
+    with torch.no_grad():
+        expected = generate_uint8(generator, torch.stack([za, zb]), 2, "cpu", torch.tensor([4, 6]))
+    drawn = torch.tensor(page.page.evaluate("window.fashiongenPage.latents.flatMap(l => Array.from(l.image))"),
+                         dtype=torch.uint8).reshape(2, 1, 28, 28)
+    assert _grey_levels_apart(drawn, expected) <= 1
+    assert page.page.eval_on_selector("#walk-mode", "e => e.value") == "latents"
+    page.page.click("#draw-walk")
+    page.settled("window.fashiongenPage.strip !== null && window.fashiongenPage.strip.mode === 'latents'")
+    assert _grey_levels_apart(page.pixels("strip")[[0, -1]], expected) <= 1
+    page.close()
+
+
+def test_a_latent_of_another_generator_is_refused_on_the_page(pages, browser, tmp_path):
+    folder = pages["label"][1]
+    other = _latent(tmp_path / "other.npz", pages["none"][0], noise(1, 16, 0)[0], 2)
+    page = Page(browser, folder)
+    page.page.set_input_files("#latent-files", str(other))
+    page.page.wait_for_function("document.body.dataset.status === 'error'")
+    assert "another generator file" in page.page.inner_text("#error")
+    page.close()
+
+
+def test_save_image_downloads_the_grid(pages, browser, tmp_path):
+    page = Page(browser, pages["cluster"][1])
+    page.draw(5, None, count=16)
+    with page.page.expect_download() as download:
+        page.page.click("#save-grid")
+    saved = tmp_path / "grid.png"
+    download.value.save_as(saved)
+    width, height = page.page.evaluate("[document.getElementById('grid').width, document.getElementById('grid').height]")
+    with Image.open(saved) as image:
+        assert image.size == (width, height) and image.size[0] > 8 * 28
+    page.close()
+
+
+def test_the_page_describes_the_model(pages):
+    checkpoint, folder = pages["label"]
+    meta = read_page_meta(folder)
+    assert meta["condition"] == "label" and meta["classes"] == [f"class {i}" for i in range(10)]
+    assert meta["generator_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    assert meta["scores"] is None  # no registry entry beside this test generator: the page says "not scored"
+    assert len(meta["class_rows"]) == 10
+    assert len(read_page_meta(pages["encoding"][1])["bank"]) == 32
+
+
+def test_the_export_refuses_a_folder_of_other_files(pages, tmp_path, capsys):
+    checkpoint, _ = pages["none"]
+    folder = tmp_path / "site"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    assert main(["export", "--checkpoint", str(checkpoint), "--format", "web", "--out", str(folder)]) != 0
+    assert "other files in it" in capsys.readouterr().err
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
+def test_the_cli_export_replaces_an_earlier_page(pages, tmp_path, capsys):
+    label, none = pages["label"][0], pages["none"][0]
+    out = tmp_path / "web"
+    for checkpoint in (label, none):
+        assert main(["export", "--checkpoint", str(checkpoint), "--format", "web", "--out", str(out)]) == 0
+    assert read_page_meta(out)["condition"] == "none"
+    assert "open it in a browser" in capsys.readouterr().out
+
+
+def test_runtime_sources_are_checked(tmp_path, monkeypatch, runtime):
+    monkeypatch.setenv("FASHIONGEN_CACHE", str(tmp_path / "cache"))
+    package = tmp_path / "node_modules" / "onnxruntime-web"
+    (package / "dist").mkdir(parents=True)
+    for name in FILES:
+        (package / name).write_bytes((runtime / Path(name).name).read_bytes())
+    folder = runtime_folder(package)  # an unpacked package
+    assert sorted(p.name for p in folder.iterdir()) == sorted(Path(name).name for name in FILES)
+
+    tampered = tmp_path / "tampered.tgz"
+    (package / "dist" / "ort.wasm.min.js").write_text("alert(1)")
+    with tarfile.open(tampered, "w:gz") as archive:
+        archive.add(package, arcname="package")
+    with pytest.raises(FashionGenError, match="is not the file of onnxruntime-web"):
+        runtime_folder(tampered)
+    (tmp_path / "junk.tgz").write_bytes(b"not a tarball")
+    with pytest.raises(FashionGenError, match="not an npm package tarball.*npm pack"):
+        runtime_folder(tmp_path / "junk.tgz")
+
+    (folder / "ort-wasm-simd-threaded.wasm").write_bytes(b"damaged")
+    with pytest.raises(FashionGenError, match="damaged.*delete that folder"):
+        runtime_folder()
+
+
+def test_an_unreachable_registry_says_how_to_get_the_runtime(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASHIONGEN_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("npm_config_registry", "http://127.0.0.1:9")
+    with pytest.raises(FashionGenError, match="could not download onnxruntime-web.*npm pack onnxruntime-web@"):
+        runtime_folder()
+    assert not (tmp_path / "empty-cache" / "onnxruntime-web-1.31.1").exists()
+
+
+def test_the_report_links_to_the_page(pages, tmp_path):
+    checkpoint, folder = pages["label"]
+    link = web_page_link(folder, tmp_path / "report.html", checkpoint)
+    assert link is not None and 'href="' in link and link.count("index.html") >= 2 and "another generator" not in link
+    target = link.split('href="')[1].split('"')[0]
+    assert (tmp_path / target).resolve() == (folder / "index.html").resolve()
+    assert "another generator file" in web_page_link(folder, tmp_path / "report.html", pages["none"][0])
+    assert web_page_link(tmp_path, tmp_path / "report.html", checkpoint) is None  # no export there: no link
+
+
+def test_the_web_assets_ship_with_the_package():
+    """pyproject's package data covers every file the export copies (an installed wheel has them too)."""
+    import fnmatch
+    import tomllib
+
+    globs = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["fashiongen"]
+    for name in PAGE_FILES:
+        assert any(fnmatch.fnmatch(f"web/{name}", pattern) for pattern in globs), name
