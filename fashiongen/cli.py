@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         "images (N×C×H×W, key 'images') in an .npz file.",
     )
     generate.add_argument("--checkpoint", type=Path, default=Path("models/generator.pt"))
-    generate.add_argument("--n", type=_positive_int, default=64, help="number of images (default 64)")
+    generate.add_argument("--n", type=_positive_int, default=None, help="number of images (default 64; 1 with --from)")
     generate.add_argument("--out", type=Path, required=True, help="grid.png | samples.npz")
     generate.add_argument("--seed", type=_seed, default=0,
                           help="noise seed, 0 to 2**64-1: image i depends on the seed and i only, whatever --n")
@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--truncation", type=_psi, default=1.0, metavar="PSI",
                           help="truncated-normal noise keeping this share of its mass, in (0, 1]: lower = less "
                           "variety, more typical images (default 1: none)")
+    generate.add_argument("--from", dest="latent", type=Path, metavar="LATENT",
+                          help="draw the image of a latent file from `fashiongen project` (its z and condition; "
+                          "--label may change a label model's class)")
     generate.set_defaults(run=_run_generate, compute=True)
     _add_inspect_commands(commands)
 
@@ -82,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("name", help="profile name, e.g. tiny")
     profile.set_defaults(run=_run_profile)
     _add_check_folder(commands)
+    _add_project(commands)
     return parser
 
 
@@ -98,7 +102,10 @@ def _add_inspect_commands(commands) -> None:
     walk.add_argument("--out", type=Path, required=True, help="walk.png (one strip) | walk.gif (animation)")
     walk.add_argument("--seed", type=_seed, default=0, help="noise seed, 0 to 2**64-1")
     _add_condition_args(walk, "class to start from (label models)", "photo to start from (encoding models)")
-    walk.add_argument("--to", metavar="CLASS|IMAGE", help="class or photo to walk to, at fixed noise")
+    walk.add_argument("--to", metavar="CLASS|IMAGE|LATENT",
+                      help="class or photo to walk to, at fixed noise; with --from, a latent file to walk to")
+    walk.add_argument("--from", dest="latent", type=Path, metavar="LATENT",
+                      help="walk from this latent file of `fashiongen project` to the one of --to")
     walk.set_defaults(run=_run_interpolate, compute=True)
 
     export = commands.add_parser(
@@ -154,12 +161,18 @@ def _run_interpolate(args: argparse.Namespace) -> None:
 
     device = resolve_device(args.device)
     loaded = load_generator(args.checkpoint, device)
+    ends = _walk_latents(args, loaded)
     size = loaded.spec.image_size  # a strip is one row of --n-steps images; a GIF holds them all as frames
     strip = None if suffix == ".gif" else check_grid_size(args.out, args.n_steps, size, size, args.n_steps,
                                                           fix="walk in fewer steps (--n-steps), or write a .gif")
     check_memory(generate_memory_bytes(args.n_steps, loaded.spec.z_dim, loaded.spec.channels, size, strip),
                  f"--n-steps {args.n_steps} frames to {args.out}", "walk in fewer steps (--n-steps)")
-    frames = walk(loaded, args.n_steps, args.seed, args.label, args.like, args.to, args.encoder, device)
+    if ends is not None:
+        from fashiongen.projection import latent_walk
+
+        frames = latent_walk(loaded, *ends, args.n_steps, device)
+    else:
+        frames = walk(loaded, args.n_steps, args.seed, args.label, args.like, args.to, args.encoder, device)
     save_gif(args.out, frames) if suffix == ".gif" else save_grid(args.out, frames, nrow=len(frames))
     print(f"wrote a {len(frames)}-step walk to {args.out}")
 
@@ -226,14 +239,18 @@ def _run_generate(args: argparse.Namespace) -> None:
     from fashiongen.images import check_grid_size, save_grid
 
     _check_writable(args.out)
+    args.n = args.n or (1 if args.latent else 64)
     device = resolve_device(args.device)
     loaded = load_generator(args.checkpoint, device)
     spec = loaded.spec
     grid = None if suffix in RAW_SUFFIXES else check_grid_size(args.out, args.n, spec.image_size, spec.image_size, args.nrow)
     check_memory(generate_memory_bytes(args.n, spec.z_dim, spec.channels, spec.image_size, grid),
                  f"--n {args.n} images to {args.out}", "draw fewer images (--n)")
-    cond = generation_conditions(loaded, args.n, args.label, args.like, args.encoder, device)
-    z = truncated_noise(args.n, loaded.spec.z_dim, args.seed, args.truncation)
+    if args.latent is not None:
+        z, cond = _latent_inputs(args, loaded)
+    else:
+        cond = generation_conditions(loaded, args.n, args.label, args.like, args.encoder, device)
+        z = truncated_noise(args.n, loaded.spec.z_dim, args.seed, args.truncation)
     images = generate_uint8(loaded.module, z, 1000, device, cond)
     if suffix in RAW_SUFFIXES:
         save_npz(args.out, images=images.numpy())
@@ -318,6 +335,85 @@ def _run_check_folder(args: argparse.Namespace) -> int:
     print_report(args.folder, report)
     return 0 if report.would_train else 2
 
+
+
+# --- project: your own photo in the model (fashiongen/projection.py), and the latents it writes ---
+
+
+def _add_project(commands) -> None:
+    project = commands.add_parser(
+        "project",
+        help="find the input that makes the generator draw your photo (reconstruction, latent .npz, distance)",
+        description="Project each PHOTO into the generator, as StyleGAN2's projector does: Adam on the noise from "
+        "several starts and, for label/cluster/encoding models, the class, cluster or encoding that fits best, "
+        "measured in the evaluator's feature space plus pixels. Writes DIR/<stem>.png (the reconstruction), "
+        "DIR/<stem>-compare.png (photo | reconstruction) and DIR/<stem>.npz (the latent, for `generate --from` and "
+        "`interpolate --from A --to B`), and prints the distance reached (0 = identical; two random "
+        "Fashion-MNIST images are about 2 apart).",
+    )
+    project.add_argument("photos", type=Path, nargs="+", metavar="PHOTO", help="any size/format; converted like "
+                         "the training images")
+    project.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the files (created)")
+    project.add_argument("--checkpoint", type=Path, default=Path("models/generator.pt"))
+    project.add_argument("--evaluator", type=Path, default=Path("models/evaluator.pt"),
+                         help="the experiment's evaluator, whose features measure the distance")
+    project.add_argument("--encoder", type=Path, default=Path("models/encoder.pt"),
+                         help="the experiment's encoder (model.condition: encoding)")
+    project.add_argument("--steps", type=_positive_int, default=None,
+                         help="Adam steps per photo (default 300: fashiongen.projection.Settings)")
+    project.add_argument("--seed", type=_seed, default=0, help="seed of the starts and of the optimiser's noise")
+    project.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    project.set_defaults(run=_run_project, compute=True)
+
+
+def _run_project(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from fashiongen.device import resolve_device
+    from fashiongen.projection import Settings, project_photos
+
+    settings = replace(Settings(), seed=args.seed, **({} if args.steps is None else {"steps": args.steps}))
+    device = resolve_device(args.device)
+    for photo, result, files in project_photos(args.photos, args.out, args.checkpoint, args.evaluator, args.encoder,
+                                               settings, device):
+        chosen = f" ({result.label})" if result.label else ""
+        print(f"{photo}: distance {result.latent.distance:.4f}{chosen} -> {files['image']}, {files['latent']}")
+
+
+def _latent_inputs(args: argparse.Namespace, loaded):
+    """``generate --from``: z (1×z_dim) and the condition of the latent file (a label model's class: --label's)."""
+    from fashiongen.errors import ConfigError
+    from fashiongen.generation import generation_conditions
+    from fashiongen.projection import load_latent
+
+    if args.n != 1:
+        raise ConfigError(f"--from draws the one image of a latent, not --n {args.n}; drop --n, or walk from it to "
+                          "another latent: fashiongen interpolate --from A.npz --to B.npz.")
+    if args.like is not None or args.truncation != 1.0:
+        raise ConfigError("--from gives the noise and the condition; drop --like and --truncation.")
+    z, cond = load_latent(args.latent, loaded, args.checkpoint).inputs()
+    if args.label is not None:  # the photo's noise in another class; refused for a model without classes
+        cond = generation_conditions(loaded, 1, args.label, None, args.encoder, "cpu")
+    return z, cond
+
+
+def _walk_latents(args: argparse.Namespace, loaded):
+    """``interpolate --from A.npz --to B.npz``: the two latents, checked against the generator; None without --from."""
+    from fashiongen.errors import ConfigError
+
+    if args.latent is None:
+        if args.to is not None and args.to.lower().endswith(".npz"):
+            raise ConfigError(f"--to {args.to} is a latent file: walk from another one with --from A.npz.")
+        return None
+    if args.to is None:
+        raise ConfigError("--from LATENT walks to another latent: add --to B.npz (both from `fashiongen project`).")
+    if args.label is not None or args.like is not None:
+        raise ConfigError("--from/--to walk between two latent files, which give the noise and the conditions; "
+                          "drop --label and --like.")
+    from fashiongen.projection import file_sha256, load_latent
+
+    sha256 = file_sha256(args.checkpoint)
+    return tuple(load_latent(path, loaded, args.checkpoint, sha256) for path in (args.latent, Path(args.to)))
 
 def main(argv: list[str] | None = None) -> int:
     _print_paths_as_given()
