@@ -234,3 +234,48 @@ def test_export_and_check_folder_never_traceback(files, data):
         argv += options(draw, files, {"--params": paths(files)})
     status, _, stderr = run_cli(argv)
     assert_result_or_one_error(argv, status, stderr)
+
+
+@pytest.fixture(scope="module")
+def projected(files):
+    """An evaluator for the sweep's 28 px grey generators, and a latent file of the label generator."""
+    from helpers import make_evaluator
+
+    make_evaluator(files / "evaluator.pt")
+    folder = files / "projected"
+    status, _, stderr = run_cli(["project", str(files / "photo.png"), "--out", str(folder), "--steps", "2",
+                                 "--checkpoint", str(files / "label_generator.pt"), "--evaluator", str(files / "evaluator.pt")])
+    assert status == 0, stderr
+    return folder / "photo.npz"
+
+
+def quick_steps(value: str) -> bool:
+    """Whether a --steps value is refused or quick: not a valid count above 3 (valid, and only slow)."""
+    try:
+        return int(value) <= 3
+    except ValueError:
+        return True
+
+
+@given(data=st.data())
+@settings(SWEEP, max_examples=max(SWEEP.max_examples // 3, 1))
+def test_project_and_latent_files_never_traceback(files, projected, data):
+    draw = data.draw
+    checkpoint = str(files / draw(st.sampled_from(["generator.pt", "label_generator.pt", "encoding_generator.pt"])))
+    models = st.one_of(st.sampled_from([str(files / "evaluator.pt"), checkpoint]), paths(files))
+    latents = st.one_of(st.just(str(projected)), paths(files))
+    if draw(st.booleans()):
+        photos = draw(st.lists(st.one_of(st.just(str(files / "photo.png")), paths(files)), min_size=1, max_size=2))
+        argv = ["project", *photos, "--out", draw(paths(files, outputs=True)), "--checkpoint", checkpoint,
+                "--steps", draw(st.one_of(st.integers(1, 3).map(str), odd_int.filter(quick_steps)))]
+        argv += options(draw, files, {"--evaluator": models, "--encoder": paths(files), "--seed": odd_int,
+                                      "--device": st.sampled_from(["auto", "cpu", "cuda", ""])})
+    else:
+        command = draw(st.sampled_from(["generate", "interpolate"]))
+        argv = [command, "--from", draw(latents), "--checkpoint", checkpoint, "--out", draw(paths(files, outputs=True))]
+        spec = {"--label": odd_text, "--like": paths(files), "--seed": odd_int}
+        spec.update({"--to": latents, "--n-steps": odd_int.filter(drawable)} if command == "interpolate"
+                    else {"--n": odd_int.filter(drawable), "--truncation": st.sampled_from(["1", "0.5", "0", "x"])})
+        argv += options(draw, files, spec)
+    status, _, stderr = run_cli(argv)
+    assert_result_or_one_error(argv, status, stderr)
