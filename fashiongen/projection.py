@@ -360,8 +360,10 @@ def project_image(
     reconstruction, uint8 C×H×W on the CPU, exactly as ``generate --from``
     draws it; the condition chosen, in words).
 
-    Raises :class:`~fashiongen.errors.ConfigError` for a photo of another
-    shape than the generator draws, an encoding model without ``encoding``, or
+    The generator's and the ruler's parameters are left not requiring
+    gradients (only the latent is optimised). Raises
+    :class:`~fashiongen.errors.ConfigError` for a photo of another shape than
+    the generator draws, an encoding model without ``encoding``, or
     ``settings`` out of range.
     """
     spec = loaded.spec
