@@ -210,13 +210,19 @@ def render_in_chromium(page_path: Path, screenshot: Path) -> dict:
     return {"images": images}
 
 
-def make_evaluator(path: Path) -> None:
-    """A small untrained evaluator (a ruler for tests that only need one that works)."""
+def make_evaluator(path: Path, classes: list[str] | None = None, image_size: int = 28, seed: int | None = None) -> None:
+    """A small untrained evaluator (a ruler for tests that only need one that works), naming ``classes``
+    (default "0".."9"); ``seed`` fixes its weights (default: torch's global generator as it is)."""
+    import torch
+
     from fashiongen.metrics.features import save_evaluator
     from fashiongen.models.evaluator import Evaluator
 
-    config = {"channels": 1, "num_classes": 10, "image_size": 28, "width": 8, "feature_dim": 16}
-    save_evaluator(path, Evaluator(**config), config, [str(i) for i in range(10)], 0.5)
+    classes = classes or [str(i) for i in range(10)]
+    config = {"channels": 1, "num_classes": len(classes), "image_size": image_size, "width": 8, "feature_dim": 16}
+    if seed is not None:
+        torch.manual_seed(seed)
+    save_evaluator(path, Evaluator(**config), config, classes, 0.5)
 
 
 CLASS_COLOURS = {"bags": (200, 30, 30), "shirts": (30, 200, 30), "shoes": (30, 30, 200)}
@@ -290,6 +296,37 @@ def make_generator(path: Path, condition: str = "none", z_dim: int = 16, cond_di
     )
     torch.manual_seed(seed)
     save_generator(path, build_generator(spec), spec, [f"class {i}" for i in range(10)], {})
+    return spec
+
+
+def make_varied_generator(path: Path, kind: str, seed: int = 0, gain: float = 20.0):
+    """:func:`make_generator`'s untrained generator, made to draw varied images; returns its spec.
+
+    Untrained, it draws nearly the same grey for every z (every pixel within a few levels of 128), against
+    which "equal within one grey level" or "closer than random samples" would prove little. Here BatchNorm's
+    running statistics are measured on 512 samples and the last layer's weights are multiplied by ``gain``, so
+    samples differ by tens of grey levels per pixel.
+    """
+    import torch
+
+    from fashiongen.gan.artifact import load_generator, save_generator
+    from fashiongen.gan.sampling import noise
+
+    spec = make_generator(path, kind, seed=seed)
+    loaded = load_generator(path)
+    module = loaded.module
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            layer.momentum = None  # a cumulative average over the batch below
+            layer.reset_running_stats()
+    z = noise(512, spec.z_dim, 1)
+    cond = {"label": torch.arange(512) % 10, "encoding": torch.randn(512, spec.cond_dim)}.get(kind, torch.empty(512, 0))
+    with torch.no_grad():
+        module.train()
+        module(z, cond)
+        last = [layer for layer in module.modules() if isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))][-1]
+        last.weight.mul_(gain)
+    save_generator(path, module.eval(), spec, loaded.classes, {})
     return spec
 
 

@@ -10,13 +10,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from helpers import make_evaluator, make_generator
+from helpers import make_evaluator, make_generator, make_varied_generator
 from PIL import Image
 
 from fashiongen.cli import main
 from fashiongen.encoding import encode_images, load_encoder
 from fashiongen.errors import ConfigError, FashionGenError
-from fashiongen.gan.artifact import load_generator, save_generator
+from fashiongen.gan.artifact import load_generator
 from fashiongen.gan.sampling import generate_uint8, noise
 from fashiongen.images import to_model_range
 from fashiongen.model_files import ENCODER, save_model_file
@@ -39,12 +39,7 @@ ENCODING = torch.randn(1, 6, generator=torch.Generator().manual_seed(4))  # the 
 
 def save_named_evaluator(path, classes, image_size=28):
     """An untrained evaluator that names ``classes`` (the evaluator's top classes start a label projection)."""
-    from fashiongen.metrics.features import save_evaluator
-    from fashiongen.models.evaluator import Evaluator
-
-    config = {"channels": 1, "num_classes": len(classes), "image_size": image_size, "width": 8, "feature_dim": 16}
-    torch.manual_seed(1)
-    save_evaluator(path, Evaluator(**config), config, classes, 0.5)
+    make_evaluator(path, classes, image_size, seed=1)
 
 
 def save_encoder(path, encoder_id="encoder-test", dim=6):
@@ -56,26 +51,6 @@ def save_encoder(path, encoder_id="encoder-test", dim=6):
     model = Encoder("resnet18", dim, 10, 1, True)
     save_model_file(path, ENCODER, {"trained": True, "config": config, "state_dict": model.state_dict(),
                                     "id": encoder_id, "accuracy": 0.5, "weights": "none"})
-
-
-def make_varied_generator(path, kind, gain=20.0):
-    """:func:`make_generator`'s untrained generator, made to draw varied images: its BatchNorm statistics set from
-    512 samples and its last layer's weights × ``gain`` (untrained, it draws nearly the same grey for every z)."""
-    spec = make_generator(path, kind)
-    loaded = load_generator(path)
-    module = loaded.module
-    for layer in module.modules():
-        if isinstance(layer, torch.nn.BatchNorm2d):
-            layer.momentum = None  # a cumulative average over the batch below
-            layer.reset_running_stats()
-    z = noise(512, spec.z_dim, 1)
-    cond = {"label": torch.arange(512) % 10, "encoding": torch.randn(512, spec.cond_dim)}.get(kind, torch.empty(512, 0))
-    with torch.no_grad():
-        module.train()
-        module(z, cond)
-        last = [layer for layer in module.modules() if isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))][-1]
-        last.weight.mul_(gain)
-    save_generator(path, module.eval(), spec, loaded.classes, {})
 
 
 @pytest.fixture(scope="module")

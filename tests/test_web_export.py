@@ -15,7 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import REPO_ROOT, chromium_executable, make_generator, make_prepared
+from helpers import (
+    REPO_ROOT,
+    chromium_executable,
+    make_evaluator,
+    make_prepared,
+    make_varied_generator,
+)
 from PIL import Image
 
 from fashiongen.analysis.interpolation import walk
@@ -23,7 +29,7 @@ from fashiongen.analysis.truncation import truncated_noise
 from fashiongen.atomic import save_npy, write_json
 from fashiongen.cli import main
 from fashiongen.errors import FashionGenError
-from fashiongen.gan.artifact import load_generator, save_generator
+from fashiongen.gan.artifact import load_generator
 from fashiongen.gan.sampling import generate_uint8, noise
 from fashiongen.report import web_page_link
 from fashiongen.web_export import PAGE_FILES, export_web
@@ -51,33 +57,6 @@ def _encoding_data(root: Path) -> tuple[Path, Path]:
     return encodings, prepared
 
 
-def lively_generator(path: Path, kind: str, seed: int) -> None:
-    """A small generator file whose images vary over the whole grey range from sample to sample.
-
-    An untrained generator draws nearly flat grey (every image within a few levels of 128), against which
-    "within one grey level" would prove nothing: here BatchNorm's running statistics are measured on a batch
-    and the output layer is scaled up, so samples differ by about 80 grey levels per pixel.
-    """
-    make_generator(path, kind, seed=seed)
-    loaded = load_generator(path)
-    module, spec = loaded.module, loaded.spec
-    n = 256
-    cond = {"label": torch.arange(n) % 10, "encoding": torch.randn(n, 6, generator=torch.Generator().manual_seed(seed)),
-            }.get(kind, torch.empty(n, 0))
-    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    with torch.no_grad():
-        for name, parameter in module.named_parameters():
-            if "to_image" in name and parameter.ndim >= 2:
-                parameter.mul_(30.0)
-        for norm in norms:
-            norm.reset_running_stats()
-            norm.momentum = None  # a cumulative average over the batch
-        module.train()(noise(n, spec.z_dim, seed + 100), cond)
-        for norm in norms:
-            norm.momentum = 0.1
-    save_generator(path, module.eval(), spec, loaded.classes, loaded.params)
-
-
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory, runtime) -> dict[str, tuple[Path, Path]]:
     """For each condition kind: (generator file, its exported page folder)."""
@@ -87,7 +66,7 @@ def pages(tmp_path_factory, runtime) -> dict[str, tuple[Path, Path]]:
     for kind in KINDS:
         checkpoint = root / kind / "generator.pt"
         checkpoint.parent.mkdir()
-        lively_generator(checkpoint, kind, seed=KINDS.index(kind))
+        make_varied_generator(checkpoint, kind, seed=KINDS.index(kind))
         folder = root / kind / "web"
         export_web(load_generator(checkpoint), checkpoint, folder, runtime, encodings=encodings, prepared=prepared)
         made[kind] = (checkpoint, folder)
@@ -137,6 +116,18 @@ class Page:
         self.settled(f"window.fashiongenPage.draws > {draws} && window.fashiongenPage.grid.seed === '{seed}'"
                      f" && window.fashiongenPage.grid.psi === {psi} && window.fashiongenPage.grid.n === {count}")
         return self.pixels("grid")
+
+    def walk(self, mode: str, choices: dict[str, str], fields: dict[str, str]) -> torch.Tensor:
+        """Pick the walk ``mode``, set its selects (``choices``) and text fields, click Draw walk; the strip."""
+        walks = self.page.evaluate("window.fashiongenPage.timings.filter(t => t.what === 'walk').length")
+        self.page.select_option("#walk-mode", mode)
+        for selector, value in choices.items():
+            self.page.select_option(selector, value)
+        for selector, value in fields.items():
+            self.page.fill(selector, value)
+        self.page.click("#draw-walk")
+        self.settled(f"window.fashiongenPage.timings.filter(t => t.what === 'walk').length > {walks}")
+        return self.pixels("strip")
 
     def pixels(self, which: str) -> torch.Tensor:
         grid = self.page.evaluate(f"(() => {{ const g = window.fashiongenPage.{which}; "
@@ -205,25 +196,12 @@ def test_the_class_grid_is_fashiongen_generate(pages, browser, tmp_path, capsys)
 def test_walks_end_on_their_samples(pages, browser):
     checkpoint, folder = pages["label"]
     page = Page(browser, folder)
-    page.page.select_option("#walk-mode", "conditions")
-    page.page.select_option("#walk-from", "1")
-    page.page.select_option("#walk-to", "8")
-    page.page.fill("#walk-seed", "42")
-    page.page.fill("#frames", "6")
-    page.page.click("#draw-walk")
-    page.settled("window.fashiongenPage.strip !== null && window.fashiongenPage.strip.n === 6")
-    strip = page.pixels("strip")
+    strip = page.walk("conditions", {"#walk-from": "1", "#walk-to": "8"}, {"#walk-seed": "42", "#frames": "6"})
     cli_walk = walk(load_generator(checkpoint), 6, 42, label="1", to="8")  # fashiongen interpolate --label 1 --to 8
     assert _grey_levels_apart(strip, cli_walk) <= 1
     assert (strip[0].int() - strip[-1].int()).abs().max() > 10
 
-    page.page.select_option("#walk-mode", "seeds")
-    page.page.select_option("#condition", "5")
-    page.page.fill("#walk-seed-a", "3")
-    page.page.fill("#walk-seed-b", "4")
-    page.page.click("#draw-walk")
-    page.settled("window.fashiongenPage.strip.mode === 'seeds'")
-    strip = page.pixels("strip")
+    strip = page.walk("seeds", {"#condition": "5"}, {"#walk-seed-a": "3", "#walk-seed-b": "4"})
     ends = torch.cat([_reference(checkpoint, 1, seed, 1.0, torch.tensor([5])) for seed in (3, 4)])
     assert _grey_levels_apart(strip[[0, -1]], ends) <= 1
     page.close()
@@ -250,9 +228,25 @@ def test_latent_files_draw_their_image_and_walk(pages, browser, tmp_path):
                          dtype=torch.uint8).reshape(2, 1, 28, 28)
     assert _grey_levels_apart(drawn, expected) <= 1
     assert page.page.eval_on_selector("#walk-mode", "e => e.value") == "latents"
-    page.page.click("#draw-walk")
-    page.settled("window.fashiongenPage.strip !== null && window.fashiongenPage.strip.mode === 'latents'")
-    assert _grey_levels_apart(page.pixels("strip")[[0, -1]], expected) <= 1
+    assert _grey_levels_apart(page.walk("latents", {}, {})[[0, -1]], expected) <= 1
+    page.close()
+
+
+def test_a_photo_projected_by_the_cli_opens_in_the_page(pages, browser, tmp_path, capsys):
+    """`fashiongen project` writes the latent file; the page draws it as the projection's own reconstruction."""
+    checkpoint, folder = pages["label"]
+    make_evaluator(tmp_path / "evaluator.pt", [f"class {i}" for i in range(10)], seed=1)
+    photo = tmp_path / "my photo.png"
+    Image.fromarray(_reference(checkpoint, 1, 77, 1.0, torch.tensor([2]))[0, 0].numpy()).save(photo)
+    assert main(["project", str(photo), "--out", str(tmp_path / "out"), "--checkpoint", str(checkpoint),
+                 "--evaluator", str(tmp_path / "evaluator.pt"), "--steps", "20", "--device", "cpu"]) == 0
+    page = Page(browser, folder)
+    page.page.set_input_files("#latent-files", str(tmp_path / "out" / "my photo.npz"))
+    page.settled("window.fashiongenPage.latents.length === 1")
+    drawn = torch.tensor(page.page.evaluate("Array.from(window.fashiongenPage.latents[0].image)"), dtype=torch.uint8)
+    reconstruction = torch.from_numpy(np.asarray(Image.open(tmp_path / "out" / "my photo.png")))
+    assert _grey_levels_apart(drawn.reshape(1, 1, 28, 28), reconstruction.reshape(1, 1, 28, 28)) <= 1
+    assert "my photo.png" in page.page.inner_text("#latent-list")
     page.close()
 
 
