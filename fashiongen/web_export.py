@@ -31,7 +31,6 @@ arithmetic differs from PyTorch's in the last bits).
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import shutil
@@ -56,16 +55,16 @@ from fashiongen.data.encodings import load_encodings
 from fashiongen.data.prepared import load_prepared
 from fashiongen.errors import FashionGenError
 from fashiongen.export import NoiseOnly, write_onnx
+from fashiongen.file_digest import file_digest, file_sha256
 from fashiongen.gan.artifact import LoadedGenerator
 from fashiongen.gan.sampling import noise
 from fashiongen.registry import ARTIFACT, params_digest
-from fashiongen.web_folder import FORMAT, META_FILE, PAGE, check_target
+from fashiongen.web_folder import FORMAT, META_FILE, PAGE, PAGE_ASSETS, check_target
 from fashiongen.web_runtime import FILES as RUNTIME_FILES
 from fashiongen.web_runtime import PACKAGE as RUNTIME_PACKAGE
 from fashiongen.web_runtime import VERSION as RUNTIME_VERSION
 
 FORMAT_VERSION = 1
-PAGE_FILES = ("index.html", "app.js", "noise.js", "latent.js", "style.css")
 BANK_SIZE = 32
 RUNTIME_LICENSE = """onnxruntime-web {version} (https://www.npmjs.com/package/onnxruntime-web), copied unchanged
 except that ort-wasm-simd-threaded.mjs and .wasm are wrapped in ort/glue.js and ort/wasm.js as strings.
@@ -196,7 +195,7 @@ def page_metadata(loaded: LoadedGenerator, checkpoint: Path, inputs: list[str], 
         "class_rows": rows,
         "bank": bank,
         "scores": published_scores(checkpoint, loaded.params),
-        "generator_sha256": hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest(),
+        "generator_sha256": file_sha256(checkpoint),
         "commit": _commit_of(checkpoint),
         "runtime": f"{RUNTIME_PACKAGE} {RUNTIME_VERSION}",
     }
@@ -226,7 +225,7 @@ def _commit_of(checkpoint: Path) -> str | None:
         recorded = {out["path"]: out.get("md5") for stage in lock["stages"].values() for out in stage.get("outs", [])}
     except (subprocess.CalledProcessError, FileNotFoundError, ValueError, YAMLError, KeyError, TypeError, AttributeError):
         return None
-    if recorded.get(relative) != hashlib.md5(checkpoint.read_bytes()).hexdigest():
+    if recorded.get(relative) != file_digest(checkpoint, "md5"):
         return None
     return _git(top, "rev-parse", "--short=12", "HEAD")
 
@@ -260,7 +259,7 @@ def export_web(loaded: LoadedGenerator, checkpoint: Path, out: Path, runtime: Pa
 
 def _write_page(folder: Path, meta: dict, graph: bytes, runtime: Path) -> None:
     assets = resources.files("fashiongen") / "web"
-    for name in PAGE_FILES:
+    for name in PAGE_ASSETS:
         (folder / name).write_bytes((assets / name).read_bytes())
     (folder / "generator.onnx").write_bytes(graph)
     (folder / META_FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")

@@ -29,11 +29,12 @@ from fashiongen.analysis.truncation import truncated_noise
 from fashiongen.atomic import save_npy, write_json
 from fashiongen.cli import main
 from fashiongen.errors import FashionGenError
-from fashiongen.gan.artifact import load_generator
+from fashiongen.gan.artifact import load_generator, save_generator
 from fashiongen.gan.sampling import generate_uint8, noise
+from fashiongen.registry import write_registry
 from fashiongen.report import web_page_link
-from fashiongen.web_export import PAGE_FILES, export_web
-from fashiongen.web_folder import read_page_meta
+from fashiongen.web_export import export_web
+from fashiongen.web_folder import EXPORTED_FILES, PAGE_ASSETS, read_page_meta
 from fashiongen.web_runtime import FILES, runtime_folder
 
 KINDS = ("label", "none", "cluster", "encoding")
@@ -201,7 +202,7 @@ def test_walks_end_on_their_samples(pages, browser):
     assert _grey_levels_apart(strip, cli_walk) <= 1
     assert (strip[0].int() - strip[-1].int()).abs().max() > 10
 
-    strip = page.walk("seeds", {"#condition": "5"}, {"#walk-seed-a": "3", "#walk-seed-b": "4"})
+    strip = page.walk("seeds", {"#walk-at": "5"}, {"#walk-seed-a": "3", "#walk-seed-b": "4"})
     ends = torch.cat([_reference(checkpoint, 1, seed, 1.0, torch.tensor([5])) for seed in (3, 4)])
     assert _grey_levels_apart(strip[[0, -1]], ends) <= 1
     page.close()
@@ -250,13 +251,41 @@ def test_a_photo_projected_by_the_cli_opens_in_the_page(pages, browser, tmp_path
     page.close()
 
 
-def test_a_latent_of_another_generator_is_refused_on_the_page(pages, browser, tmp_path):
-    folder = pages["label"][1]
-    other = _latent(tmp_path / "other.npz", pages["none"][0], noise(1, 16, 0)[0], 2)
+def test_a_bad_latent_is_refused_where_it_was_loaded_and_a_good_one_clears_the_message(pages, browser, tmp_path):
+    checkpoint, folder = pages["label"]
+    z = noise(1, 16, 0)[0]
+    other = _latent(tmp_path / "other.npz", pages["none"][0], z, 2)
+    fractional = tmp_path / "fractional.npz"
+    np.savez(fractional, **{**dict(np.load(_latent(tmp_path / "f.npz", checkpoint, z, 2))), "cond": np.array(3.5, np.float32)})
     page = Page(browser, folder)
-    page.page.set_input_files("#latent-files", str(other))
-    page.page.wait_for_function("document.body.dataset.status === 'error'")
-    assert "another generator file" in page.page.inner_text("#error")
+    for path, message in ((other, "other.npz: it was projected into another generator file"),
+                          (fractional, "fractional.npz: its cond is not one class index (int64)"),
+                          (tmp_path / "not-a-zip.npz", "not-a-zip.npz: not a latent file of fashiongen project")):
+        if not path.exists():
+            path.write_bytes(b"PNG? no: text")
+        page.page.set_input_files("#latent-files", str(path))
+        page.page.wait_for_function("document.body.dataset.status === 'error'")
+        assert message in page.page.inner_text("#latent-error")
+        assert page.page.is_hidden("#error") and page.page.evaluate("window.fashiongenPage.latents.length") == 0
+        page.page.evaluate("document.body.dataset.status = 'ready'")
+    page.page.set_input_files("#latent-files", str(_latent(tmp_path / "good.npz", checkpoint, z, 2)))
+    page.settled("window.fashiongenPage.latents.length === 1 && document.body.dataset.status === 'ready'")
+    assert page.page.is_hidden("#latent-error")
+    page.close()
+
+
+def test_the_photo_walk_goes_between_the_two_photos_picked(pages, browser, tmp_path):
+    checkpoint, folder = pages["label"]
+    zs = noise(3, 16, 5)
+    files = [str(_latent(tmp_path / f"p{i}.npz", checkpoint, zs[i], i)) for i in range(3)]
+    page = Page(browser, folder)
+    page.page.set_input_files("#latent-files", files)
+    page.settled("window.fashiongenPage.latents.length === 3")
+    strip = page.walk("latents", {"#walk-latent-a": "0", "#walk-latent-b": "2"}, {"#frames": "4"})
+    with torch.no_grad():
+        ends = generate_uint8(load_generator(checkpoint).module, zs[[0, 2]], 2, "cpu", torch.tensor([0, 2]))
+    assert _grey_levels_apart(strip[[0, -1]], ends) <= 1
+    assert "interpolate --from A.npz --to B.npz --n-steps 4" in page.page.inner_text("#walk-caption")
     page.close()
 
 
@@ -283,14 +312,51 @@ def test_the_page_describes_the_model(pages):
     assert len(read_page_meta(pages["encoding"][1])["bank"]) == 32
 
 
+def test_the_page_shows_the_scores_of_the_registry_entry_that_describes_its_generator(runtime, browser, tmp_path):
+    checkpoint = tmp_path / "models" / "generator.pt"
+    checkpoint.parent.mkdir()
+    make_varied_generator(checkpoint, "label")
+    loaded = load_generator(checkpoint)
+    save_generator(checkpoint, loaded.module, loaded.spec, loaded.classes, {"model": {"condition": "label"}})
+    loaded = load_generator(checkpoint)
+    metrics = {"fid": 12.3456, "fid_floor": 0.9, "recall": 0.55, "features": "evaluator-x", "num_samples": 1000}
+    write_registry(checkpoint.with_name("dvc.yaml"), checkpoint, loaded.spec.to_dict(), loaded.classes, metrics,
+                   loaded.params)
+    folder = tmp_path / "web"
+    export_web(loaded, checkpoint, folder, runtime)
+    assert read_page_meta(folder)["scores"] == metrics
+    page = Page(browser, folder)
+    assert "12.35 beside a real-data floor of 0.90 (recall 0.55; 1000 samples, ruler evaluator-x)" in \
+        page.page.inner_text("#model-info")
+    page.close()
+
+    save_generator(checkpoint, loaded.module, loaded.spec, loaded.classes, {"model": {"condition": "other"}})
+    export_web(load_generator(checkpoint), checkpoint, folder, runtime)  # the entry now describes another file
+    assert read_page_meta(folder)["scores"] is None
+
+
 def test_the_export_refuses_a_folder_of_other_files(pages, tmp_path, capsys):
     checkpoint, _ = pages["none"]
     folder = tmp_path / "site"
     folder.mkdir()
     (folder / "notes.txt").write_text("mine")
     assert main(["export", "--checkpoint", str(checkpoint), "--format", "web", "--out", str(folder)]) != 0
-    assert "other files in it" in capsys.readouterr().err
+    assert "holds files the export did not write (notes.txt)" in capsys.readouterr().err
     assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
+def test_the_export_writes_its_listed_files_and_keeps_a_users_files_in_an_earlier_export(pages, tmp_path, capsys):
+    checkpoint, folder = pages["none"]
+    written = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert written == EXPORTED_FILES  # the list check_target trusts is the list export_web writes
+    site = tmp_path / "web"
+    assert main(["export", "--checkpoint", str(checkpoint), "--format", "web", "--out", str(site)]) == 0
+    (site / "CNAME").write_text("gen.example.com")
+    (site / "mine").mkdir()
+    (site / "mine" / "photo.npz").write_bytes(b"a latent")
+    assert main(["export", "--checkpoint", str(checkpoint), "--format", "web", "--out", str(site)]) != 0
+    assert "CNAME, mine/photo.npz" in capsys.readouterr().err
+    assert (site / "CNAME").read_text() == "gen.example.com" and (site / "mine" / "photo.npz").is_file()
 
 
 def test_the_cli_export_replaces_an_earlier_page(pages, tmp_path, capsys):
@@ -350,5 +416,5 @@ def test_the_web_assets_ship_with_the_package():
     import tomllib
 
     globs = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["fashiongen"]
-    for name in PAGE_FILES:
+    for name in PAGE_ASSETS:
         assert any(fnmatch.fnmatch(f"web/{name}", pattern) for pattern in globs), name

@@ -10,7 +10,7 @@
  * (noise.js draws the CLI's noise bit for bit). For tests and benchmarks the page keeps its last grid and walk
  * (window.fashiongenPage.grid / .strip: uint8 N x C x H x W, as the CLI's to_uint8 rounds) and the time from
  * each click or change to the drawn canvas (window.fashiongenPage.timings), and sets body[data-status] to
- * loading | ready | drawing | error.
+ * loading | ready | drawing | error (the message shown in the section where the person acted).
  */
 (function () {
   "use strict";
@@ -34,10 +34,16 @@
     return bytes;
   }
 
-  function showError(message) {
-    $("error").textContent = message;
-    $("error").hidden = false;
+  /** Show `message` in the section where the person acted (`where`: an element id), or at the top. */
+  function showError(message, where = "error") {
+    $(where).textContent = message;
+    $(where).hidden = false;
     document.body.dataset.status = "error";
+  }
+
+  function clearError(where) {
+    $(where).hidden = true;
+    $(where).textContent = "";
   }
 
   function parseSeed(text, what) {
@@ -115,7 +121,7 @@
   // (a seed's change event, then the click on Draw that caused it) is answered by that draw; any other request
   // made meanwhile is drawn once after it, with the inputs as they are then. A draw's time is measured from the
   // event that started it.
-  function serialised(work, inputsOf) {
+  function serialised(work, inputsOf, errorBox) {
     let busy = false, drawing = null, waiting = null;
     return async function request(startedAt) {
       const inputs = inputsOf();
@@ -128,9 +134,9 @@
       document.body.dataset.status = "drawing";
       try {
         await work(startedAt);
-        $("error").hidden = true;
+        clearError(errorBox);
       } catch (error) {
-        showError(error.message);
+        showError(error.message, errorBox);
         console.warn(error);
       } finally {
         busy = false;
@@ -163,7 +169,7 @@
     $("grid-command").textContent = gridCommand(n, seed, psi);
     const done = await painted();
     page.timings.push({ what: "grid", n, ms: done - startedAt });
-  }, () => JSON.stringify([$("seed").value, $("psi").value, $("count").value, $("condition").value]));
+  }, () => JSON.stringify([$("seed").value, $("psi").value, $("count").value, $("condition").value]), "grid-error");
 
   function gridCommand(n, seed, psi) {
     let command = `fashiongen generate --seed ${seed} --n ${n}`;
@@ -211,74 +217,124 @@
     if (mode === "seeds") {
       const a = firstRow(parseSeed($("walk-seed-a").value, "The first seed"), psi);
       const b = firstRow(parseSeed($("walk-seed-b").value, "The second seed"), psi);
-      return [slerp(a, b, steps), repeat(codeRows(gridConditions(1)), steps)];
+      const at = model.condition_input === "none" ? [] : [Number($("walk-at").value)];
+      return [slerp(a, b, steps), repeat(codeRows(at), steps)];
     }
     if (mode === "conditions") {
       const z = firstRow(parseSeed($("walk-seed").value, "The seed"), psi);
       const from = codeRows([Number($("walk-from").value)]), to = codeRows([Number($("walk-to").value)]);
       return [repeat(z, steps), lerp(from, to, steps)];
     }
-    const [a, b] = page.latents.slice(-2);
-    if (!b) throw new Error("Load two latent files (Your photos, below) to walk from one photo to the other.");
+    if (page.latents.length < 2) throw new Error("Load two latent files (Your photos, below) to walk from one photo to the other.");
+    const a = page.latents[Number($("walk-latent-a").value)], b = page.latents[Number($("walk-latent-b").value)];
     return [slerp(a.z, b.z, steps), lerp(a.code, b.code, steps)];
+  }
+
+  /** What the walk shows, and the command that draws the same frames where there is one. */
+  function walkCaption(mode, steps, psi) {
+    const truncated = psi === 1 ? "" : ` Truncation ψ ${psi.toFixed(2)} (set under Samples) applies to the noise.`;
+    if (mode === "conditions" && model.condition_input === "class") {
+      const name = (id) => JSON.stringify(model.classes[Number($(id).value)]);
+      return `Class to class at fixed noise.${truncated}` + (psi === 1 ? " The same frames: fashiongen interpolate --seed " +
+        `${$("walk-seed").value.trim()} --label ${name("walk-from")} --to ${name("walk-to")} --n-steps ${steps} --out walk.png` : "");
+    }
+    if (mode === "conditions") return `Photo to photo (their encodings) at fixed noise.${truncated}`;
+    if (mode === "latents") {
+      return "Your two photos: slerp on their noise, a straight line on their condition." + (model.condition === "cluster"
+        ? " A cluster model draws its cluster from the noise, so the cluster switches at one frame here; "
+          + "fashiongen interpolate --from/--to moves the cluster's embedding gradually instead."
+        : ` The same frames: fashiongen interpolate --from A.npz --to B.npz --n-steps ${steps} --out walk.png`);
+    }
+    const at = model.condition_input === "none" ? "" : ` at ${$("walk-at").selectedOptions[0].textContent}`;
+    return `Image 0 of seed ${$("walk-seed-a").value.trim()} to image 0 of seed ${$("walk-seed-b").value.trim()}${at} ` +
+      `(slerp on the noise).${truncated}`;
   }
 
   const drawWalk = serialised(async (startedAt) => {
     const steps = Math.round(Number($("frames").value));
     if (!(steps >= 2 && steps <= 16)) throw new Error("Frames must be a whole number from 2 to 16.");
-    const [z, code] = walkInputs($("walk-mode").value, steps, Number($("psi").value));
+    const mode = $("walk-mode").value, psi = Number($("psi").value);
+    const [z, code] = walkInputs(mode, steps, psi);
     const images = await run(z, code, steps);
     paint($("strip"), images, steps, steps);
-    page.strip = { n: steps, mode: $("walk-mode").value, images };
+    $("walk-caption").textContent = walkCaption(mode, steps, psi);
+    page.strip = { n: steps, mode, images };
     const done = await painted();
     page.timings.push({ what: "walk", n: steps, ms: done - startedAt });
-  }, () => Symbol("walk"));  // every click draws
+  }, () => Symbol("walk"), "walk-error");  // every click draws
 
   // ---------- latent files (fashiongen project) ----------
   function scalar(arrays, name) {
     const entry = arrays[name];
-    if (!entry) return undefined;
     return typeof entry.data === "string" ? entry.data : entry.data[0];
   }
 
+  /** A latent from a file's arrays, checked as `fashiongen generate --from` checks it (projection.load_latent). */
   function latentFromArrays(arrays, fileName) {
     const problem = (text) => { throw new Error(`${fileName}: ${text}`); };
-    if (!arrays.z) problem("it has no array z; it is not a latent file of `fashiongen project`.");
+    const fix = "; give a latent file written by `fashiongen project PHOTO --out DIR` (DIR/<photo>.npz).";
+    const missing = ["z", "condition", "generator_sha256", "distance", "photo"].filter((key) => !arrays[key]);
+    if (missing.length) problem(`not a latent file: it lacks ${missing.join(", ")}${fix}`);
+    const text = (key) => arrays[key].dtype[1] === "U" && arrays[key].shape.length === 0;
+    const { z, cond } = arrays;
+    if (z.dtype !== "<f4" || z.shape.length !== 1 || arrays.distance.shape.length !== 0
+        || !["condition", "generator_sha256", "photo"].every(text)) {
+      problem(`a key has the wrong type or shape for a latent file${fix}`);
+    }
     const condition = scalar(arrays, "condition");
-    if (condition !== undefined && condition !== model.condition) {
+    if (condition !== model.condition) {
       problem(`it was projected into a ${condition} model; this page's generator is a ${model.condition} model.`);
     }
-    const sha = scalar(arrays, "generator_sha256");
-    if (sha !== undefined && sha !== model.generator_sha256) {
+    if (scalar(arrays, "generator_sha256") !== model.generator_sha256) {
       problem("it was projected into another generator file; run `fashiongen project` again with this model.");
     }
-    if (arrays.z.data.length !== model.z_dim) problem(`its z has ${arrays.z.data.length} values; this generator takes ${model.z_dim}.`);
+    if (z.data.length !== model.z_dim) problem(`its z has ${z.data.length} values; this generator takes ${model.z_dim}.`);
     let code = new Float32Array(0);
-    if (model.condition_input === "class") {
-      const index = scalar(arrays, "cond");
-      if (!(index >= 0 && index < model.classes.length)) problem("it names no class of this generator (cond).");
+    if (model.condition_input === "none") {
+      if (cond) problem("it holds a condition (cond), which this generator does not take.");
+    } else if (!cond) {
+      problem("it lacks the condition (cond) this generator takes.");
+    } else if (model.condition_input === "class") {
+      const index = cond.data[0];
+      if (cond.dtype !== "<i8" || cond.shape.length !== 0 || !Number.isInteger(index) || index < 0
+          || index >= model.classes.length) {
+        problem(`its cond is not one class index (int64) in 0..${model.classes.length - 1}.`);
+      }
       code = codeRows([index]);
-    } else if (model.condition_input === "encoding") {
-      if (!arrays.cond || arrays.cond.data.length !== model.code_width) problem(`its encoding (cond) is not ${model.code_width} values.`);
-      code = Float32Array.from(arrays.cond.data);
+    } else {
+      if (cond.dtype !== "<f4" || cond.shape.length !== 1 || cond.data.length !== model.code_width) {
+        problem(`its cond is not ${model.code_width} float32 values (an encoding).`);
+      }
+      code = Float32Array.from(cond.data);
     }
-    return { name: scalar(arrays, "photo") || fileName, distance: scalar(arrays, "distance"), z: Float32Array.from(arrays.z.data), code };
+    return { name: scalar(arrays, "photo"), distance: scalar(arrays, "distance"), z: Float32Array.from(z.data), code };
+  }
+
+  async function readLatent(file) {
+    try {
+      return latentFromArrays(await FashionGenLatent.readNpz(await file.arrayBuffer()), file.name);
+    } catch (error) {
+      throw new Error(error.message.startsWith(`${file.name}:`) ? error.message : `${file.name}: ${error.message}`);
+    }
   }
 
   async function loadLatents(files) {
     for (const file of files) {
-      const latent = latentFromArrays(await FashionGenLatent.readNpz(await file.arrayBuffer()), file.name);
+      const latent = await readLatent(file);
       latent.image = await run(latent.z, latent.code, 1);
-      page.latents.push(latent);
+      const index = page.latents.push(latent) - 1;
       const figure = document.createElement("figure");
       const canvas = document.createElement("canvas");
       paint(canvas, latent.image, 1, 1);
       const caption = document.createElement("figcaption");
-      caption.textContent = latent.name + (latent.distance !== undefined ? ` (distance ${Number(latent.distance).toFixed(3)})` : "");
+      caption.textContent = `reconstruction of ${latent.name} (distance ${Number(latent.distance).toFixed(3)})`;
       figure.append(canvas, caption);
       $("latent-list").append(figure);
+      for (const id of ["walk-latent-a", "walk-latent-b"]) option($(id), String(index), `${index + 1}: ${latent.name}`);
     }
     if (page.latents.length >= 2) {
+      $("walk-latent-a").value = String(page.latents.length - 2);
+      $("walk-latent-b").value = String(page.latents.length - 1);
       $("walk-mode").value = "latents";
       showWalkFields();
     }
@@ -297,8 +353,10 @@
     add("Condition", kinds[model.condition] || model.condition);
     if (model.classes.length) add(model.labelled ? "Classes" : "Clusters / classes", model.classes.join(", "));
     add("Images", `${model.image_size} × ${model.image_size} px, ${model.channels === 1 ? "grey" : "RGB"}`);
-    const s = model.scores;
-    add("FID", s ? `${s.fid.toFixed(2)} beside a real-data floor of ${s.fid_floor.toFixed(2)} (recall ${s.recall.toFixed(2)}; ${s.num_samples} samples, ruler ${s.features})`
+    const s = model.scores || {};
+    const number = (value) => (typeof value === "number" ? value.toFixed(2) : "?");
+    add("FID", typeof s.fid === "number" ? `${number(s.fid)} beside a real-data floor of ${number(s.fid_floor)} ` +
+      `(recall ${number(s.recall)}; ${s.num_samples ?? "?"} samples, ruler ${s.features ?? "?"})`
       : "not scored (no registry entry for this generator file beside it)");
     add("Commit", model.commit || "not in a commit (an uncommitted or exported-elsewhere generator)");
     add("Generator file", `sha256 ${model.generator_sha256.slice(0, 16)}…`);
@@ -334,9 +392,10 @@
     if (model.condition_input === "class") option(modes, "conditions", "two classes");
     if (model.condition_input === "encoding") option(modes, "conditions", "two photos");
     option(modes, "latents", "two of your photos");
-    for (const id of ["walk-from", "walk-to"]) {
+    for (const id of ["walk-from", "walk-to", "walk-at"]) {
       for (const other of select.options) if (other.value !== "") option($(id), other.value, other.textContent);
     }
+    if (model.condition_input === "none") $("walk-at-field").hidden = true;
     if ($("walk-to").options.length > 1) $("walk-to").selectedIndex = 1;
     modes.addEventListener("change", showWalkFields);
   }
@@ -344,6 +403,7 @@
   function showWalkFields() {
     $("walk-seeds").hidden = $("walk-mode").value !== "seeds";
     $("walk-conditions").hidden = $("walk-mode").value !== "conditions";
+    $("walk-latents").hidden = $("walk-mode").value !== "latents";
   }
 
   function save(canvas, name) {
@@ -374,7 +434,9 @@
     $("save-grid").addEventListener("click", () => save($("grid"), `fashiongen-seed-${page.grid ? page.grid.seed : 0}.png`));
     $("save-strip").addEventListener("click", () => save($("strip"), "fashiongen-walk.png"));
     $("latent-files").addEventListener("change", (event) => {
-      loadLatents(Array.from(event.target.files)).catch((error) => showError(error.message));
+      loadLatents(Array.from(event.target.files))
+        .then(() => { clearError("latent-error"); document.body.dataset.status = "ready"; })
+        .catch((error) => showError(error.message, "latent-error"));
     });
   }
 
