@@ -36,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--checkpoint", type=Path, default=Path("models/generator.pt"))
     generate.add_argument("--n", type=_positive_int, default=None, help="number of images (default 64; 1 with --from)")
     generate.add_argument("--out", type=Path, required=True, help="grid.png | samples.npz")
-    generate.add_argument("--seed", type=_seed, default=0,
-                          help="noise seed, 0 to 2**64-1: image i depends on the seed and i only, whatever --n")
+    generate.add_argument("--seed", type=_seed, default=None,
+                          help="noise seed, 0 to 2**64-1 (default 0): image i depends on the seed and i only, whatever --n")
     generate.add_argument("--nrow", type=_positive_int, default=None, help="images per grid row")
     _add_condition_args(generate, "class index or name, e.g. 7 or sneaker (model.condition: label)",
                         "variations of this photo, any size/format (model.condition: encoding)")
@@ -100,7 +100,7 @@ def _add_inspect_commands(commands) -> None:
     walk.add_argument("--checkpoint", type=Path, default=Path("models/generator.pt"))
     walk.add_argument("--n-steps", type=_positive_int, default=8, help="images in the walk, ends included (default 8)")
     walk.add_argument("--out", type=Path, required=True, help="walk.png (one strip) | walk.gif (animation)")
-    walk.add_argument("--seed", type=_seed, default=0, help="noise seed, 0 to 2**64-1")
+    walk.add_argument("--seed", type=_seed, default=None, help="noise seed, 0 to 2**64-1 (default 0)")
     _add_condition_args(walk, "class to start from (label models)", "photo to start from (encoding models)")
     walk.add_argument("--to", metavar="CLASS|IMAGE|LATENT",
                       help="class or photo to walk to, at fixed noise; with --from, a latent file to walk to")
@@ -172,7 +172,8 @@ def _run_interpolate(args: argparse.Namespace) -> None:
 
         frames = latent_walk(loaded, *ends, args.n_steps, device)
     else:
-        frames = walk(loaded, args.n_steps, args.seed, args.label, args.like, args.to, args.encoder, device)
+        seed = 0 if args.seed is None else args.seed
+        frames = walk(loaded, args.n_steps, seed, args.label, args.like, args.to, args.encoder, device)
     save_gif(args.out, frames) if suffix == ".gif" else save_grid(args.out, frames, nrow=len(frames))
     print(f"wrote a {len(frames)}-step walk to {args.out}")
 
@@ -250,7 +251,7 @@ def _run_generate(args: argparse.Namespace) -> None:
         z, cond = _latent_inputs(args, loaded)
     else:
         cond = generation_conditions(loaded, args.n, args.label, args.like, args.encoder, device)
-        z = truncated_noise(args.n, loaded.spec.z_dim, args.seed, args.truncation)
+        z = truncated_noise(args.n, loaded.spec.z_dim, 0 if args.seed is None else args.seed, args.truncation)
     images = generate_uint8(loaded.module, z, 1000, device, cond)
     if suffix in RAW_SUFFIXES:
         save_npz(args.out, images=images.numpy())
@@ -336,7 +337,6 @@ def _run_check_folder(args: argparse.Namespace) -> int:
     return 0 if report.would_train else 2
 
 
-
 # --- project: your own photo in the model (fashiongen/projection.py), and the latents it writes ---
 
 
@@ -389,8 +389,10 @@ def _latent_inputs(args: argparse.Namespace, loaded):
     if args.n != 1:
         raise ConfigError(f"--from draws the one image of a latent, not --n {args.n}; drop --n, or walk from it to "
                           "another latent: fashiongen interpolate --from A.npz --to B.npz.")
-    if args.like is not None or args.truncation != 1.0:
-        raise ConfigError("--from gives the noise and the condition; drop --like and --truncation.")
+    given = [flag for flag, value in (("--seed", args.seed), ("--like", args.like)) if value is not None]
+    given += ["--truncation"] if args.truncation != 1.0 else []
+    if given:
+        raise ConfigError(f"--from gives the noise and the condition; drop {' and '.join(given)}.")
     z, cond = load_latent(args.latent, loaded, args.checkpoint).inputs()
     if args.label is not None:  # the photo's noise in another class; refused for a model without classes
         cond = generation_conditions(loaded, 1, args.label, None, args.encoder, "cpu")
@@ -407,13 +409,17 @@ def _walk_latents(args: argparse.Namespace, loaded):
         return None
     if args.to is None:
         raise ConfigError("--from LATENT walks to another latent: add --to B.npz (both from `fashiongen project`).")
-    if args.label is not None or args.like is not None:
+    given = [flag for flag, value in (("--seed", args.seed), ("--label", args.label), ("--like", args.like))
+             if value is not None]
+    if given:
         raise ConfigError("--from/--to walk between two latent files, which give the noise and the conditions; "
-                          "drop --label and --like.")
-    from fashiongen.projection import file_sha256, load_latent
+                          f"drop {' and '.join(given)}.")
+    from fashiongen.file_digest import file_sha256
+    from fashiongen.projection import load_latent
 
     sha256 = file_sha256(args.checkpoint)
     return tuple(load_latent(path, loaded, args.checkpoint, sha256) for path in (args.latent, Path(args.to)))
+
 
 def main(argv: list[str] | None = None) -> int:
     _print_paths_as_given()

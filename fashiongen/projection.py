@@ -54,7 +54,6 @@ thread count give the same latent.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import zipfile
 from collections.abc import Iterator
@@ -67,9 +66,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from fashiongen.analysis.interpolation import lerp, slerp
-from fashiongen.atomic import atomic_write
+from fashiongen.atomic import atomic_write, staged_files
 from fashiongen.config import condition_traits
 from fashiongen.errors import CheckpointError, ConfigError, FashionGenError
+from fashiongen.file_digest import file_sha256
 from fashiongen.gan.artifact import LoadedGenerator, load_generator
 from fashiongen.gan.sampling import generate_uint8, noise
 from fashiongen.generation import encode_user_image, user_image
@@ -162,15 +162,6 @@ def load_ruler(path: Path | str, loaded: LoadedGenerator, device: torch.device |
             "of the generator's experiment (models/evaluator.pt)."
         )
     return Ruler(evaluator)
-
-
-def file_sha256(path: Path | str) -> str:
-    """SHA-256 (hex) of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -564,7 +555,8 @@ def project_photos(
     for photo, image, encoding, paths in zip(photos, converted, encodings, files):
         latent, reconstruction, label = project_image(loaded, ruler, image, settings, encoding, device)
         latent.generator_sha256, latent.photo = sha256, photo.name
-        save_png(paths["image"], reconstruction)
-        save_grid(paths["compare"], torch.stack([image, reconstruction]), nrow=2)
-        save_latent(paths["latent"], latent)
+        with staged_files(out) as staging:  # the three files of a photo change together, or none does
+            save_png(staging / paths["image"].name, reconstruction)
+            save_grid(staging / paths["compare"].name, torch.stack([image, reconstruction]), nrow=2)
+            save_latent(staging / paths["latent"].name, latent)
         yield photo, Projection(latent, image, reconstruction, label), paths

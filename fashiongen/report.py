@@ -15,7 +15,6 @@ outputs from the cache).
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import io
 import json
@@ -28,6 +27,7 @@ from typing import Any
 from fashiongen.analysis.report_view import load_inspection, render_inspection
 from fashiongen.atomic import atomic_write
 from fashiongen.errors import FashionGenError
+from fashiongen.file_digest import file_sha256
 from fashiongen.metrics.table import METRICS, normalise_keys
 from fashiongen.web_folder import DEFAULT_FOLDER, PAGE, read_page_meta
 
@@ -306,7 +306,7 @@ def web_page_link(folder: Path, report: Path, generator: Path) -> str | None:
     href = html.escape(Path(target).as_posix())
     text = (f'<p class=web>Try this generator in your browser: <a href="{href}">{href}</a> '
             "(runs offline: pick a class, a seed and truncation ψ; walk between two samples)</p>")
-    current = hashlib.sha256(generator.read_bytes()).hexdigest() if generator.is_file() else None
+    current = file_sha256(generator) if generator.is_file() else None
     if current is not None and current != meta.get("generator_sha256"):
         text += (f"<p class=warn>The page in {html.escape(str(folder))} shows another generator file than "
                  f"{html.escape(str(generator))}; export it again: <code>fashiongen export --format web --out "

@@ -16,6 +16,7 @@ from PIL import Image
 from fashiongen.cli import main
 from fashiongen.encoding import encode_images, load_encoder
 from fashiongen.errors import ConfigError, FashionGenError
+from fashiongen.file_digest import file_sha256
 from fashiongen.gan.artifact import load_generator
 from fashiongen.gan.sampling import generate_uint8, noise
 from fashiongen.images import to_model_range
@@ -23,7 +24,6 @@ from fashiongen.model_files import ENCODER, save_model_file
 from fashiongen.projection import (
     Settings,
     choice_slot,
-    file_sha256,
     latent_walk,
     load_latent,
     load_ruler,
@@ -117,9 +117,10 @@ def test_a_label_projection_starts_from_the_classes_the_evaluator_predicts(model
         top = torch.argsort(ruler.measure(to_model_range(photo[None]))[1][0], descending=True)[:2].tolist()
     latent, _, name = project_image(loaded, ruler, photo, replace(FAST, steps=10))
     assert int(latent.cond) in top and name == loaded.classes[int(latent.cond)]
-    # an evaluator naming other classes cannot say which: the classes whose draws come closest are tried
+    # an evaluator naming other classes cannot say which: the classes whose draws come closest are tried, and
+    # they hold the class the photo was drawn with (3, drawn_photo's)
     other = load_ruler(models / "other-classes-evaluator.pt", loaded)
-    assert project_image(loaded, other, photo, replace(FAST, steps=10))[0].cond.dtype == torch.long
+    assert int(project_image(loaded, other, photo, replace(FAST, steps=10))[0].cond) == 3
 
 
 def test_a_cluster_latent_carries_choice_bits_that_draw_its_cluster(models):
@@ -181,7 +182,7 @@ def test_project_writes_a_latent_that_generate_from_draws_again_pixel_for_pixel(
     assert np.array_equal(drawn[0, 0], np.asarray(Image.open(out / "my photo.png")))
 
 
-def test_interpolate_from_one_latent_to_another_ends_at_both_reconstructions(models, tmp_path):
+def test_interpolate_from_one_latent_to_another_ends_at_both_reconstructions(models):
     for kind in KINDS:
         loaded = load_generator(models / f"{kind}.pt")
         ruler = load_ruler(models / "evaluator.pt", loaded)
@@ -278,6 +279,10 @@ def test_a_latent_of_another_generator_or_no_latent_at_all_is_refused(models, tm
                                                 "--out", str(tmp_path / "x.png")], capsys)
     checkpoint = ["--checkpoint", str(models / "label.pt")]
     assert "not --n 3" in error_of(["generate", "--from", latent, *checkpoint, "--n", "3", "--out", "x.png"], capsys)
+    assert "drop --seed and --truncation." in error_of(["generate", "--from", latent, *checkpoint, "--seed", "5",
+                                                         "--truncation", "0.5", "--out", "x.png"], capsys)
+    assert "drop --seed." in error_of(["interpolate", "--from", latent, "--to", latent, *checkpoint, "--seed", "0",
+                                       "--out", "w.png"], capsys)
     assert "add --to B.npz" in error_of(["interpolate", "--from", latent, *checkpoint, "--out", "w.png"], capsys)
     assert "walk from another one with --from" in error_of(["interpolate", "--to", latent, *checkpoint, "--label", "1",
                                                             "--out", "w.png"], capsys)
