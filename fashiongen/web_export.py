@@ -241,7 +241,9 @@ def export_web(loaded: LoadedGenerator, checkpoint: Path, out: Path, runtime: Pa
 
     ``runtime``: the folder of onnxruntime-web's files (:func:`fashiongen.web_runtime.runtime_folder`).
     ``encodings``/``prepared``: where an encoding model's example bank comes from (unused otherwise).
-    Raises :class:`FashionGenError` when ``out`` is a folder that is not an earlier page export.
+    Raises :class:`FashionGenError` when ``out`` is a file or holds files an export did not write
+    (:func:`fashiongen.web_folder.check_target`); :class:`~fashiongen.errors.DataError` when an encoding
+    model's bank cannot be read (:func:`encoding_bank`).
     """
     out = Path(out)
     check_target(out)
