@@ -54,7 +54,7 @@ from fashiongen.config import condition_traits
 from fashiongen.data.encodings import load_encodings
 from fashiongen.data.prepared import load_prepared
 from fashiongen.errors import FashionGenError
-from fashiongen.export import NoiseOnly, write_onnx
+from fashiongen.export import NoiseOnly, example_condition, write_onnx
 from fashiongen.file_digest import file_digest, file_sha256
 from fashiongen.gan.artifact import LoadedGenerator
 from fashiongen.gan.sampling import noise
@@ -110,15 +110,8 @@ def page_graph(loaded: LoadedGenerator) -> tuple[nn.Module, tuple[torch.Tensor, 
     z = noise(2, loaded.spec.z_dim, 0)
     if not condition_traits(loaded.spec.condition).asked_for:
         return NoiseOnly(module).eval(), (z,), ["z"]
-    rows = condition_code(module, _example_conditions(loaded))
+    rows = condition_code(module, example_condition(loaded.spec, 2, 0))
     return FromCode(module).eval(), (z, rows.detach()), ["z", "code"]
-
-
-def _example_conditions(loaded: LoadedGenerator) -> torch.Tensor:
-    spec = loaded.spec
-    if condition_traits(spec.condition).encoder:
-        return torch.randn(2, spec.cond_dim, generator=torch.Generator().manual_seed(1))
-    return torch.arange(2, dtype=torch.long) % spec.num_classes
 
 
 @torch.no_grad()
