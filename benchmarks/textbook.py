@@ -11,6 +11,8 @@ model. The benchmarks run it beside FashionGen; it is not part of the package.
 
 from __future__ import annotations
 
+import copy
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -55,6 +57,37 @@ class TextbookDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.main(x).view(-1)
+
+
+class BatchStatsSampling(nn.Module):
+    """The textbook generator sampled as pytorch/examples samples it: BatchNorm in train mode.
+
+    pytorch/examples' dcgan/main.py never calls ``eval()``: its images come from
+    ``netG(fixed_noise)`` on a batch of 64, each BatchNorm normalising by that
+    batch's own mean and variance, not by the running averages an ``eval()``
+    generator uses. This wrapper does the same whatever mode it is put in, for
+    any N: ``forward(z)`` (N×nz float32) splits the N rows into ``ceil(N / 64)``
+    near-equal batches (63–64 rows; one batch when N <= 64), and returns
+    N×1×28×28 float32 in [-1, 1]. The wrapped generator is a copy whose
+    BatchNorm layers keep no running statistics, so sampling never changes the
+    original's. A row's image depends on the other rows of its batch, as in the
+    example.
+    """
+
+    BATCH = 64
+
+    def __init__(self, generator: TextbookGenerator):
+        super().__init__()
+        self.nz = generator.nz
+        self.generator = copy.deepcopy(generator)
+        for layer in self.generator.modules():
+            if isinstance(layer, nn.BatchNorm2d):  # batch statistics in every mode
+                layer.track_running_stats, layer.running_mean, layer.running_var = False, None, None
+                layer.num_batches_tracked = None
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        batches = max(1, math.ceil(len(z) / self.BATCH))
+        return torch.cat([self.generator(rows) for rows in torch.tensor_split(z, batches)])
 
 
 def weights_init(m: nn.Module) -> None:

@@ -4,6 +4,7 @@ With the weights copied across, both compute the same function: so the
 throughput and quality benchmarks compare loops and formulations, not models.
 """
 
+import copy
 import sys
 
 import torch
@@ -12,7 +13,7 @@ from fashiongen.models.dcgan import Discriminator, Generator
 from helpers import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-from textbook import TextbookDiscriminator, TextbookGenerator  # noqa: E402
+from textbook import BatchStatsSampling, TextbookDiscriminator, TextbookGenerator  # noqa: E402
 
 
 def test_generators_compute_the_same_function():
@@ -49,3 +50,24 @@ def test_discriminators_compute_the_same_function():
     images = torch.rand(6, 1, 28, 28) * 2 - 1
     logits = torch.logit(textbook(images).clamp(1e-7, 1 - 1e-7))  # the textbook ends in a sigmoid
     torch.testing.assert_close(mine(images), logits, rtol=1e-3, atol=1e-4)
+
+
+def test_batch_stats_sampling_is_the_example_train_mode_per_batch_of_64():
+    """pytorch/examples samples in train mode: each batch of 64 normalised by its own statistics."""
+    torch.manual_seed(0)
+    textbook = TextbookGenerator(nz=100, ngf=16)
+    textbook.train()
+    for _ in range(3):  # running statistics that differ from any one batch's
+        textbook(torch.randn(32, 100) * 2 + 1)
+    textbook.eval()
+    before = {name: value.clone() for name, value in textbook.state_dict().items()}
+    sampler = BatchStatsSampling(textbook).eval()  # eval() must not bring the running statistics back
+    z = torch.randn(130, 100)  # three batches: 44, 43, 43 rows
+    images = sampler(z)
+    assert images.shape == (130, 1, 28, 28)
+    for name, value in textbook.state_dict().items():  # sampling left the original as it was
+        assert torch.equal(value, before[name]), name
+    in_train_mode = copy.deepcopy(textbook).train()
+    expected = torch.cat([in_train_mode(rows) for rows in torch.tensor_split(z, 3)])
+    torch.testing.assert_close(images, expected)
+    assert (images - textbook(z)).abs().max() > 1e-2  # eval mode's running statistics draw other images
