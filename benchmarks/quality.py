@@ -1,18 +1,25 @@
 """Sample quality at equal wall-clock: FashionGen's defaults beside the textbook DCGAN.
 
-1. Runs FashionGen's train stage with the repository's params.yaml, as a whole
-   process, once per ``--seeds`` value (``train.seed``), and takes each run's
-   wall time (start-up and in-training FID included); T is the longest.
+1. Runs FashionGen's train stage with the repository's params.yaml (and any
+   ``--set`` overrides), as a whole process, once per ``--seeds`` value
+   (``train.seed``), and takes each run's wall time (start-up and in-training
+   FID included); T is the longest. Each run's in-training FIDs are kept too.
 2. Trains the textbook DCGAN (benchmarks/textbook.py: pytorch/examples' recipe,
    BCE, Adam 2e-4/0.5, no EMA, torchvision DataLoader) in another process for
    T seconds, counted from after its imports (so it gets slightly more).
 3. Scores every generator with the evaluate stage's own code: same evaluator,
-   same N real test images, same evaluation seed. The ratio reported is the
-   worst (highest) FID of our seeds over the textbook's.
+   same N real test images, same evaluation seed. The textbook is scored two
+   ways: BatchNorm in eval mode (running statistics, as the pipeline samples)
+   and in train mode on batches of 64 (as pytorch/examples samples: it never
+   calls ``eval()``); the better FID counts. The ratio reported is the worst
+   (highest) FID of our seeds over the textbook's.
 
 Needs the pipeline's data and evaluator: run ``dvc repro train_evaluator`` first.
 
     python benchmarks/quality.py --seeds 0 1 2 --json docs/results/quality_cpu.json
+    # a candidate recipe, then the textbook alone for its time (and others) in one run:
+    python benchmarks/quality.py --seeds 0 --set train.epochs=60 --no-textbook --json cand.json
+    python benchmarks/quality.py --seconds 1140 2290 --json textbook.json
 """
 
 from __future__ import annotations
@@ -47,8 +54,8 @@ def parse_args() -> argparse.Namespace:
                         help="a dotted params.yaml key and its value (YAML) for our runs, as `dvc exp run -S` takes "
                         "it; repeatable (e.g. --set train.epochs=60 --set model.condition=cluster)")
     parser.add_argument("--keep", type=Path, metavar="DIR",
-                        help="copy each of our runs' generator.pt and train log to DIR/seed<N>/ before the scratch "
-                        "folder is removed")
+                        help="copy each of our runs' generator.pt, train log and dvclive metrics (metrics/*.tsv) to "
+                        "DIR/seed<N>/ before the scratch folder is removed")
     parser.add_argument("--no-textbook", action="store_true",
                         help="score our runs only (the textbook's run at the same budget comes from another call)")
     parser.add_argument("--textbook-worker", metavar="OUT", help=argparse.SUPPRESS)
@@ -92,6 +99,15 @@ def run_fashiongen(scratch: Path, seed: int, overrides: list[str]) -> tuple[floa
     with open(scratch / "train.log", "w") as log:
         subprocess.run([sys.executable, "stages/train.py"], cwd=scratch, stdout=log, stderr=subprocess.STDOUT, check=True)
     return time.perf_counter() - start, scratch / "models" / "generator.pt"
+
+
+def in_training_fids(run_dir: Path) -> dict[int, float]:
+    """A finished run's in-training FIDs (``train.eval_samples`` samples each), by epoch, from its dvclive logs."""
+    import pandas as pd
+
+    logs = run_dir / "results" / "train" / "plots" / "metrics"
+    fids = pd.read_csv(logs / "fid.tsv", sep="\t").merge(pd.read_csv(logs / "epoch.tsv", sep="\t"), on="step")
+    return {round(epoch): fid for epoch, fid in zip(fids["epoch"], fids["fid"])}
 
 
 def textbook_worker(out: Path, budgets: list[float]) -> None:
@@ -177,6 +193,12 @@ def main() -> None:
     if args.textbook_worker:
         textbook_worker(Path(args.textbook_worker), args.seconds)
         return
+    if args.overrides:  # a bad KEY=VALUE stops here, before any training
+        from ruamel.yaml import YAML
+
+        params = YAML().load((REPO_ROOT / "params.yaml").read_text())
+        for override in args.overrides:
+            apply_override(params, override)
     for needed in ("data/raw/train-images-idx3-ubyte", "data/prepared/meta.json", "models/evaluator.pt"):
         if not (REPO_ROOT / needed).exists():
             raise SystemExit(f"{needed} is missing: run `dvc repro train_evaluator` first.")
@@ -193,8 +215,11 @@ def main() -> None:
                 (args.keep / f"seed{seed}").mkdir(parents=True, exist_ok=True)
                 for produced in (generator_path, scratch / f"seed{seed}" / "train.log"):
                     shutil.copy2(produced, args.keep / f"seed{seed}" / produced.name)
+                shutil.copytree(scratch / f"seed{seed}" / "results" / "train" / "plots" / "metrics",
+                                args.keep / f"seed{seed}" / "metrics", dirs_exist_ok=True)
             ours = load_generator(generator_path)
             runs.append({"seed": seed, "train_wall_s": wall, "params": ours.params,
+                         "in_training_fid": in_training_fids(scratch / f"seed{seed}"),
                          **score(ours.module, ours.spec.z_dim, ours.spec)})
             print(f"ours, seed {seed}: {wall:.0f} s, FID {runs[-1]['fid']:.2f}", flush=True)
         budgets = [max(run["train_wall_s"] for run in runs)]
