@@ -19,7 +19,7 @@ Needs the pipeline's data and evaluator: run ``dvc repro train_evaluator`` first
     python benchmarks/quality.py --seeds 0 1 2 --json docs/results/quality_cpu.json
     # a candidate recipe, then the textbook alone for its time (and others) in one run:
     python benchmarks/quality.py --seeds 0 --set train.epochs=60 --no-textbook --json cand.json
-    python benchmarks/quality.py --seconds 1140 2290 --json textbook.json
+    python benchmarks/quality.py --seconds 1000 2000 --json textbook.json
 """
 
 from __future__ import annotations
