@@ -102,10 +102,13 @@ def run_fashiongen(scratch: Path, seed: int, overrides: list[str]) -> tuple[floa
 
 
 def in_training_fids(run_dir: Path) -> dict[int, float]:
-    """A finished run's in-training FIDs (``train.eval_samples`` samples each), by epoch, from its dvclive logs."""
+    """A finished run's in-training FIDs (``train.eval_samples`` samples each), by epoch, from its dvclive logs;
+    empty for a run without them (``train.eval_every: 0``)."""
     import pandas as pd
 
     logs = run_dir / "results" / "train" / "plots" / "metrics"
+    if not (logs / "fid.tsv").exists():
+        return {}
     fids = pd.read_csv(logs / "fid.tsv", sep="\t").merge(pd.read_csv(logs / "epoch.tsv", sep="\t"), on="step")
     return {round(epoch): fid for epoch, fid in zip(fids["epoch"], fids["fid"])}
 
